@@ -1,0 +1,48 @@
+"""Posts and where they come from: schema, sources, safe image decoding, the datamodule."""
+
+from mmembed.data.images import ImageError, list_images, load_image
+from mmembed.data.post import Corpus, Post, PostError, Skipped, engagement, make_post
+
+__all__ = [
+    "Corpus",
+    "ImageError",
+    "Post",
+    "PostError",
+    "Skipped",
+    "check_images",
+    "engagement",
+    "list_images",
+    "load_corpus",
+    "load_image",
+    "make_post",
+]
+
+
+def load_corpus(data_cfg) -> Corpus:
+    """Instantiate the configured source (the ``data`` config group) and load it."""
+    from hydra.utils import instantiate
+
+    return instantiate(data_cfg).load()
+
+
+def check_images(corpus: Corpus, workers: int = 4, progress: bool = True) -> Corpus:
+    """Decode every post's image and move the ones that fail to ``corpus.skipped``.
+
+    Returns a new Corpus; the reasons name the post and file.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rich.progress import track
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = pool.map(lambda p: load_image(p.image_path), corpus.posts)
+        if progress:
+            results = track(results, total=len(corpus.posts), description="checking images",
+                            transient=True)
+        errors = [r if isinstance(r, ImageError) else None for r in results]
+    posts = [p for p, e in zip(corpus.posts, errors) if e is None]
+    skipped = list(corpus.skipped) + [
+        Skipped(f"{p.post_id} ({e.path})", e.reason) for p, e in zip(corpus.posts, errors) if e
+    ]
+    return Corpus(posts=posts, skipped=skipped, counts=dict(corpus.counts), truth=corpus.truth,
+                  name=corpus.name)

@@ -1,0 +1,251 @@
+"""PostDataModule: split, decode once, cache, tokenise, batch.
+
+- The split is a deterministic function of each post id (a hash), so a post stays in the same split
+  whatever else is added to or removed from the corpus, and across machines and runs.
+- Every image is decoded once, through :func:`mmembed.data.images.load_image`, resized to
+  ``image_size`` and stored in a uint8 ``.npy`` cache keyed by a fingerprint of the posts and the
+  size. Epochs read that array (memory-mapped), so they never decode a JPEG again, and workers
+  share it through the page cache.
+- Posts whose image cannot be decoded are reported in ``skipped`` and left out.
+- ``tokenize`` is a hook: a callable that turns a list of captions into a dict of tensors. It runs
+  in the collate function, batched, so any tokenizer (HF, tokenizers, a test stub) plugs in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmembed.data.images import load_image
+from mmembed.data.post import Corpus, Post, Skipped, engagement
+
+SPLITS = ("train", "val", "test")
+
+
+def split_of(post_id: str, val_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
+    """The split a post belongs to, from a hash of its id (stable across runs and corpora)."""
+    digest = hashlib.sha256(post_id.encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def fingerprint(posts: list[Post], *extra: Any) -> str:
+    """A short hash of the posts' ids and image files (path, size, mtime) plus ``extra``."""
+    h = hashlib.sha256()
+    for p in posts:
+        try:
+            st = os.stat(p.image_path)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{p.post_id}\0{p.image_path}\0{stamp}\n".encode())
+    h.update(json.dumps(extra, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def build_image_cache(
+    posts: list[Post], image_size: int, cache_dir: str | Path, progress: bool = True
+) -> tuple[Path, list[int], list[Skipped]]:
+    """Decode every post's image once into ``<cache_dir>/images-<fp>.npy`` (N×S×S×3 uint8).
+
+    Returns the array's path, the indices of the posts that decoded, and the skipped ones. The
+    array is written to a temporary name and renamed, so an interrupted run never leaves a
+    half-written cache behind. A second call with the same posts and size reads the cache.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fp = fingerprint(posts, image_size)
+    array_path = cache_dir / f"images-{fp}.npy"
+    index_path = cache_dir / f"images-{fp}.json"
+    if array_path.is_file() and index_path.is_file():
+        meta = json.loads(index_path.read_text())
+        return array_path, meta["kept"], [Skipped(**s) for s in meta["skipped"]]
+
+    kept, skipped, arrays = [], [], []
+    iterator: Any = enumerate(posts)
+    if progress:
+        from rich.progress import track
+
+        iterator = track(iterator, total=len(posts), description="decoding images", transient=True)
+    for i, post in iterator:
+        img = load_image(post.image_path, size=image_size)
+        if not hasattr(img, "size"):  # an ImageError
+            skipped.append(Skipped(f"{post.post_id} ({img.path})", img.reason))
+            continue
+        kept.append(i)
+        arrays.append(np.asarray(img, dtype=np.uint8))
+    stacked = (
+        np.stack(arrays) if arrays else np.zeros((0, image_size, image_size, 3), dtype=np.uint8)
+    )
+    tmp = array_path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, stacked)
+    os.replace(tmp, array_path)
+    meta = {"kept": kept, "skipped": [s.__dict__ for s in skipped], "image_size": image_size}
+    tmp_index = index_path.with_suffix(f".tmp{os.getpid()}")
+    tmp_index.write_text(json.dumps(meta))
+    os.replace(tmp_index, index_path)
+    return array_path, kept, skipped
+
+
+class PostDataset(Dataset):
+    """Items of one split: image (float CHW in [0, 1]), caption, engagement, account id, index.
+
+    The image array is opened lazily (memory-mapped) in each process, so the dataset pickles
+    cheaply into DataLoader workers.
+    """
+
+    def __init__(self, array_path: Path, rows: np.ndarray, posts: list[Post],
+                 targets: np.ndarray, account_ids: np.ndarray, indices: np.ndarray):
+        self.array_path = Path(array_path)
+        self.rows = rows  # row of each item in the image array
+        self.captions = [p.caption for p in posts]
+        self.targets = targets
+        self.account_ids = account_ids
+        self.indices = indices  # index of each item in the corpus
+        self._images: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self._images is None:
+            self._images = np.load(self.array_path, mmap_mode="r")
+        image = torch.from_numpy(np.array(self._images[self.rows[i]])).permute(2, 0, 1)
+        return {
+            "image": image.float().div_(255.0),
+            "caption": self.captions[i],
+            "engagement": torch.tensor(self.targets[i], dtype=torch.float32),
+            "account": torch.tensor(self.account_ids[i], dtype=torch.long),
+            "index": torch.tensor(self.indices[i], dtype=torch.long),
+        }
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_images"] = None  # never pickle the memory map
+        return state
+
+
+class Collate:
+    """Stack tensors, keep captions as a list, and apply the tokenisation hook if set."""
+
+    def __init__(self, tokenize: Callable[[list[str]], dict[str, torch.Tensor]] | None = None):
+        self.tokenize = tokenize
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = {
+            key: torch.stack([it[key] for it in items])
+            for key in ("image", "engagement", "account", "index")
+        }
+        batch["caption"] = [it["caption"] for it in items]
+        if self.tokenize is not None:
+            batch["tokens"] = self.tokenize(batch["caption"])
+        return batch
+
+
+class PostDataModule(L.LightningDataModule):
+    """Feeds posts from any source to Lightning.
+
+    ``source`` is anything with ``load() -> Corpus`` (a configured source), or a Corpus.
+    After :meth:`setup`, ``corpus``, ``posts`` (those whose image decoded), ``engagement``
+    (log rate per post, see :func:`mmembed.data.post.engagement`), ``split`` (per post) and
+    ``skipped`` are available.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        image_size: int = 64,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        cache_dir: str = ".cache/mmembed/images",
+        tokenize: Callable[[list[str]], dict[str, torch.Tensor]] | None = None,
+        pin_memory: bool = False,
+        progress: bool = True,
+    ):
+        super().__init__()
+        self.source = source
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.cache_dir = cache_dir
+        self.tokenize = tokenize
+        self.pin_memory = pin_memory
+        self.progress = progress
+        self.corpus: Corpus | None = None
+        self.datasets: dict[str, PostDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.corpus is not None:
+            return
+        corpus = self.source if isinstance(self.source, Corpus) else self.source.load()
+        if not corpus.posts:
+            raise ValueError(
+                f"the source {corpus.name or type(self.source).__name__} loaded no posts; "
+                "check it with `python -m mmembed.data <overrides>`"
+            )
+        array_path, kept, skipped = build_image_cache(
+            corpus.posts, self.image_size, self.cache_dir, progress=self.progress
+        )
+        self.corpus = corpus
+        self.skipped = list(corpus.skipped) + skipped
+        self.array_path = array_path
+        self.posts = [corpus.posts[i] for i in kept]
+        self.engagement = engagement(self.posts)
+        accounts = sorted({p.account for p in self.posts})
+        self.account_index = {a: i for i, a in enumerate(accounts)}
+        account_ids = np.array([self.account_index[p.account] for p in self.posts])
+        self.split = np.array(
+            [split_of(p.post_id, self.val_fraction, self.test_fraction) for p in self.posts]
+        )
+        for name in SPLITS:
+            idx = np.flatnonzero(self.split == name)
+            self.datasets[name] = PostDataset(
+                array_path, idx, [self.posts[i] for i in idx], self.engagement[idx],
+                account_ids[idx], idx,
+            )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=Collate(self.tokenize),
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def all_dataloader(self) -> DataLoader:
+        """Every decoded post, in corpus order (for embedding the whole corpus)."""
+        idx = np.arange(len(self.posts))
+        account_ids = np.array([self.account_index[p.account] for p in self.posts])
+        dataset = PostDataset(self.array_path, idx, self.posts, self.engagement, account_ids, idx)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
+                          num_workers=self.num_workers, collate_fn=Collate(self.tokenize))
