@@ -222,6 +222,8 @@ class PostDataModule(L.LightningDataModule):
             )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        # Training drops the last partial batch: every rank must hold the same number of pairs
+        # for the gathered contrastive loss, and a batch of one breaks batch norm.
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
@@ -230,7 +232,7 @@ class PostDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             collate_fn=Collate(self.tokenize),
-            drop_last=False,
+            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,0 +1,1 @@
+"""Towers, heads, losses and the LightningModule of the joint embedding."""

@@ -1,0 +1,64 @@
+"""Frozen-tower features, computed once per post and cached on disk (LiT-style training).
+
+With frozen towers, every epoch would otherwise run the same expensive forward passes again.
+The cache key covers the decoded-image cache (hence the posts and image size) and a hash of the
+tower's weights, so a different tower, checkpoint or dataset never reads stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def module_hash(module: torch.nn.Module) -> str:
+    """A short hash of a module's class, parameters and buffers."""
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    h.update(str(getattr(module, "input_size", "")).encode())
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def compute_features(model, loader) -> dict[str, torch.Tensor]:
+    """Run the (frozen) towers over ``loader`` in order; rows follow ``batch["index"]``."""
+    image, text, index = [], [], []
+    was_training = model.training
+    model.eval()
+    for batch in loader:
+        image.append(model.image_tower(batch["image"].to(model.device)).cpu())
+        if model.text_tower is not None:
+            tokens = {k: v.to(model.device) for k, v in batch["tokens"].items()}
+            text.append(model.text_tower(tokens).cpu())
+        index.append(batch["index"])
+    model.train(was_training)
+    order = torch.argsort(torch.cat(index))
+    out = {"image": torch.cat(image)[order].contiguous()}
+    if text:
+        out["text"] = torch.cat(text)[order].contiguous()
+    return out
+
+
+def tower_features(model, datamodule, cache_dir: str | None = None) -> dict[str, torch.Tensor]:
+    """Features of every post for the model's towers, from the cache when it has them."""
+    path = None
+    if cache_dir:
+        key = [datamodule.array_path.stem, module_hash(model.image_tower)]
+        if model.text_tower is not None:
+            key.append(module_hash(model.text_tower))
+        digest = hashlib.sha256("-".join(key).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"features-{digest}.safetensors"
+        if path.is_file():
+            return load_file(path)
+    features = compute_features(model, datamodule.all_dataloader())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file(features, str(tmp))
+        tmp.replace(path)
+    return features

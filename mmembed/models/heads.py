@@ -1,0 +1,74 @@
+"""Small trainable heads on top of the towers: projection, autoencoder, engagement."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ProjectionHead(nn.Module):
+    """Tower features → the shared embedding space (L2-normalised), as CLIP's projections.
+
+    A two-layer MLP rather than CLIP's single linear map: with frozen towers (LiT-style) the
+    projection is the only trainable part of each modality, so it needs some capacity.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int | None = 512,
+                 dropout: float = 0.1):
+        super().__init__()
+        if hidden_dim:
+            self.net = nn.Sequential(
+                nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden_dim), nn.GELU(),
+                nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim),
+            )
+        else:
+            self.net = nn.Linear(in_dim, out_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(features), dim=-1)
+
+
+class PostAutoencoder(nn.Module):
+    """Encodes a fused post embedding ``[z_image, z_text]`` into the latent space that is clustered.
+
+    The input's text half may be zero (an image-only photo); the encoder must still put the post
+    where its full version lands. That is what modality dropout in training enforces (see
+    :func:`mmembed.models.losses.modality_dropout`).
+    """
+
+    def __init__(self, in_dim: int, latent_dim: int = 32, hidden_dim: int = 256):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
+            nn.GELU(), nn.Linear(hidden_dim, latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
+            nn.GELU(), nn.Linear(hidden_dim, in_dim),
+        )
+
+    def encode(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.encoder(fused)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latent)
+
+
+class EngagementHead(nn.Module):
+    """Predicts a post's log engagement rate from its image alone.
+
+    It reads the image tower's features (not the contrastive embedding), because what drives
+    engagement beyond topic (exposure, colour, framing) is visual and need not be described by
+    captions, so the contrastive projection is free to discard it.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden_dim, 1),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features).squeeze(-1)

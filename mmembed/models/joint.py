@@ -1,0 +1,264 @@
+"""JointEmbedding: the LightningModule that learns the joint image–text space.
+
+Per post it computes
+
+- ``z_image = proj_image(image_tower(image))`` and ``z_text = proj_text(text_tower(caption))``,
+  both L2-normalised in a shared space of ``embed_dim`` (CLIP-style, contrastive loss);
+- the fused embedding ``[z_image, z_text]`` and its autoencoder latent, the space that is
+  clustered. Text is dropped at random in training (modality dropout) and a consistency term
+  pulls ``encode([z_image, 0])`` onto ``encode([z_image, z_text])``, so a new photo without a
+  caption lands where its full post would;
+- a predicted log engagement rate from the image tower's features.
+
+The training loss is::
+
+    L = w_c · InfoNCE(z_image, z_text)            (skipped without a text tower)
+      + w_r · ‖decode(encode(dropout(fused))) − fused‖²
+      + w_k · ‖encode([z_image, 0]) − sg(encode(fused))‖²
+      + w_e · engagement_loss(ŷ, y)
+
+With ``freeze_towers`` the towers' features are computed once per post and cached (LiT-style), so
+a CPU epoch only trains the heads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mmembed.models import losses
+from mmembed.models.heads import EngagementHead, PostAutoencoder, ProjectionHead
+from mmembed.models.towers import freeze
+
+
+def _recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
+    """Recall@k when row i's correct match is column i."""
+    ranks = (similarity > similarity.diag().unsqueeze(1)).sum(dim=1)  # how many beat the truth
+    return {k: (ranks < k).float().mean().item() for k in ks}
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+class JointEmbedding(L.LightningModule):
+    def __init__(
+        self,
+        image_tower: nn.Module,
+        text_tower: nn.Module | None = None,
+        embed_dim: int = 256,
+        latent_dim: int = 32,
+        proj_hidden_dim: int | None = 512,
+        freeze_towers: bool = True,
+        text_dropout: float = 0.5,
+        loss_weights: dict[str, float] | None = None,
+        engagement_loss: str = "regression",
+        optimizer: Any = None,
+        scheduler: Any = None,
+        feature_cache_dir: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["image_tower", "text_tower", "optimizer", "scheduler"])
+        self.image_tower = image_tower
+        self.text_tower = text_tower
+        self.freeze_towers = freeze_towers
+        if freeze_towers:
+            for tower in (image_tower, text_tower):
+                if tower is not None:
+                    freeze(tower)  # stays in eval mode (batch-norm statistics) under .train()
+        self.proj_image = ProjectionHead(image_tower.out_dim, embed_dim, proj_hidden_dim)
+        self.proj_text = (
+            ProjectionHead(text_tower.out_dim, embed_dim, proj_hidden_dim) if text_tower else None
+        )
+        self.fused_dim = embed_dim * (2 if text_tower else 1)
+        self.autoencoder = PostAutoencoder(self.fused_dim, latent_dim)
+        self.engagement_head = EngagementHead(image_tower.out_dim)
+        self.logit_scale = losses.learnable_logit_scale()
+        self.text_dropout = text_dropout
+        self.loss_weights = {"contrastive": 1.0, "reconstruction": 1.0, "consistency": 1.0,
+                             "engagement": 1.0, **(loss_weights or {})}
+        self.engagement_loss_kind = engagement_loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.feature_cache_dir = feature_cache_dir
+        self.contrastive = losses.ContrastiveLoss()
+        # Standardisation of the engagement target, set from the training split in on_fit_start.
+        self.register_buffer("engagement_mean", torch.zeros(()))
+        self.register_buffer("engagement_std", torch.ones(()))
+        self._cached: dict[str, torch.Tensor] = {}
+        self._val_outputs: list[dict[str, torch.Tensor]] = []
+
+    # ----------------------------------------------------------------- embedding paths
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        if self.freeze_towers:
+            with torch.no_grad():
+                return self.image_tower(images)
+        return self.image_tower(images)
+
+    def text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.freeze_towers:
+            with torch.no_grad():
+                return self.text_tower(tokens)
+        return self.text_tower(tokens)
+
+    def fuse(self, z_image: torch.Tensor, z_text: torch.Tensor | None) -> torch.Tensor:
+        """``[z_image, z_text]``; a missing caption is a zero text half."""
+        if self.proj_text is None:
+            return z_image
+        if z_text is None:
+            z_text = torch.zeros_like(z_image)
+        return torch.cat([z_image, z_text], dim=-1)
+
+    def encode(self, z_image: torch.Tensor, z_text: torch.Tensor | None = None) -> torch.Tensor:
+        """The clustered latent of a post (or of an image alone when ``z_text`` is None)."""
+        return self.autoencoder.encode(self.fuse(z_image, z_text))
+
+    def predict_engagement(self, image_features: torch.Tensor) -> torch.Tensor:
+        """Predicted log engagement rate, in the units of :func:`mmembed.data.engagement`."""
+        return self.engagement_head(image_features) * self.engagement_std + self.engagement_mean
+
+    @torch.no_grad()
+    def embed_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Image-only path for new photos: z_image, latent, predicted engagement."""
+        feats = self.image_tower(images)
+        z_image = self.proj_image(feats)
+        return {"z_image": z_image, "latent": self.encode(z_image),
+                "engagement": self.predict_engagement(feats)}
+
+    # ----------------------------------------------------------------- frozen-feature cache
+    def setup(self, stage: str) -> None:
+        # Every stage (fit, validate, test) under DDP must gather features across ranks.
+        self.contrastive = losses.ContrastiveLoss.from_process_group()
+
+    def on_fit_start(self) -> None:
+        dm = self.trainer.datamodule
+        train_idx = np.flatnonzero(dm.split == "train")
+        target = torch.as_tensor(dm.engagement[train_idx])
+        self.engagement_mean.fill_(float(target.mean()))
+        self.engagement_std.fill_(float(target.std().clamp_min(1e-3)))
+        if self.freeze_towers and not self._cached:
+            from mmembed.models.features import tower_features
+
+            self._cached = tower_features(self, dm, cache_dir=self.feature_cache_dir)
+
+    def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._cached:
+            idx = batch["index"].cpu()
+            img = self._cached["image"][idx].to(self.device)
+            txt = self._cached["text"][idx].to(self.device) if "text" in self._cached else None
+            return img, txt
+        img = self.image_features(batch["image"])
+        txt = self.text_features(batch["tokens"]) if self.text_tower is not None else None
+        return img, txt
+
+    # ----------------------------------------------------------------- training
+    def _step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        img_feats, txt_feats = self._features(batch)
+        z_image = self.proj_image(img_feats)
+        z_text = self.proj_text(txt_feats) if self.proj_text is not None else None
+        fused = self.fuse(z_image, z_text)
+        parts: dict[str, torch.Tensor] = {}
+        if z_text is not None:
+            parts["contrastive"] = self.contrastive(z_image, z_text, self.logit_scale)
+            dropped, _ = losses.modality_dropout(z_image, z_text, self.text_dropout)
+        else:
+            dropped = fused
+        latent_full = self.autoencoder.encode(fused)
+        latent_dropped = self.autoencoder.encode(dropped)
+        parts["reconstruction"] = losses.reconstruction_loss(
+            self.autoencoder.decode(latent_dropped), fused.detach()
+        )
+        if z_text is not None:
+            latent_image_only = self.encode(z_image)
+            parts["consistency"] = F.mse_loss(latent_image_only, latent_full.detach())
+        else:
+            latent_image_only = latent_full
+        pred = self.engagement_head(img_feats)
+        target = (batch["engagement"] - self.engagement_mean) / self.engagement_std
+        parts["engagement"] = losses.engagement_loss(
+            pred, target, account=batch["account"], kind=self.engagement_loss_kind
+        )
+        outputs = {"z_image": z_image, "z_text": z_text, "latent_full": latent_full,
+                   "latent_image_only": latent_image_only, "fused": fused,
+                   "engagement_pred": pred * self.engagement_std + self.engagement_mean}
+        return parts, outputs
+
+    def _total(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(self.loss_weights[name] * value for name, value in parts.items())
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        parts, _ = self._step(batch)
+        loss = self._total(parts)
+        if not torch.isfinite(loss):
+            bad = {k: float(v) for k, v in parts.items()}
+            raise FloatingPointError(
+                f"training loss became {float(loss)} at step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); loss terms: {bad}. "
+                "Lower the learning rate or check the input data."
+            )
+        batch_size = len(batch["index"])
+        for name, value in parts.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log("train/logit_scale", self.logit_scale.exp(), batch_size=batch_size)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        losses.clamp_logit_scale_(self.logit_scale)
+
+    # ----------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        parts, out = self._step(batch)
+        batch_size = len(batch["index"])
+        for name, value in parts.items():
+            self.log(f"val/{name}", value, batch_size=batch_size, sync_dist=True)
+        self.log("val/loss", self._total(parts), batch_size=batch_size, sync_dist=True)
+        recon = losses.reconstruction_loss(
+            self.autoencoder.decode(out["latent_full"]), out["fused"]
+        )
+        self.log("val/reconstruction_error", recon, batch_size=batch_size, sync_dist=True)
+        keep = {k: out[k].detach().cpu() for k in
+                ("z_image", "z_text", "latent_full", "latent_image_only", "engagement_pred")
+                if out[k] is not None}
+        keep["engagement"] = batch["engagement"].detach().cpu()
+        self._val_outputs.append(keep)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_outputs:
+            return
+        cat = {k: torch.cat([o[k] for o in self._val_outputs]) for k in self._val_outputs[0]}
+        self._val_outputs.clear()
+        metrics: dict[str, float] = {}
+        if "z_text" in cat:
+            sim = cat["z_image"] @ cat["z_text"].T
+            for direction, matrix in (("i2t", sim), ("t2i", sim.T)):
+                for k, value in _recall_at_k(matrix).items():
+                    metrics[f"val/recall@{k}_{direction}"] = value
+        metrics["val/image_only_cosine"] = F.cosine_similarity(
+            cat["latent_image_only"], cat["latent_full"], dim=-1
+        ).mean().item()
+        metrics["val/engagement_src"] = _spearman(
+            cat["engagement_pred"].numpy(), cat["engagement"].numpy()
+        )
+        # Every rank sees its own shard; these retrieval figures are per-rank under DDP.
+        self.log_dict(metrics, rank_zero_only=True)
+
+    # ----------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = (self.optimizer_factory(params=params) if self.optimizer_factory
+                     else torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4))
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
+                                                          "interval": "epoch"}}

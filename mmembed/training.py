@@ -1,0 +1,129 @@
+"""``train(cfg)``: fit the joint embedding. ``train.py`` is a thin Hydra wrapper around it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from mmembed.tracking import config_tree
+
+log = logging.getLogger(__name__)
+
+
+class WandbRunIdInCheckpoint(Callback):
+    """Stores the W&B run id in each checkpoint, so a resume continues the same dashboard run."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                checkpoint["wandb_run_id"] = logger.version
+
+
+class SampleTable(Callback):
+    """Logs a W&B table of sample image–caption pairs from the validation split, once."""
+
+    def __init__(self, rows: int = 16):
+        self.rows = rows
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
+        if not loggers or trainer.global_rank != 0:
+            return
+        import wandb
+
+        dm = trainer.datamodule
+        dataset = dm.datasets["val"]
+        data = []
+        for i in range(min(self.rows, len(dataset))):
+            item = dataset[i]
+            post = dm.posts[int(item["index"])]
+            image = (item["image"].permute(1, 2, 0).numpy() * 255).astype("uint8")
+            data.append([post.post_id, wandb.Image(image), post.caption, post.account,
+                         float(item["engagement"]), post.topic or ""])
+        loggers[0].log_table("samples/image_caption_pairs",
+                             columns=["post_id", "image", "caption", "account",
+                                      "log_engagement", "topic"], data=data)
+
+
+def checkpoint_run_id(ckpt_path: str | None) -> str | None:
+    """The W&B run id saved in a checkpoint, if any (read with ``weights_only=True``)."""
+    if not ckpt_path:
+        return None
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    return checkpoint.get("wandb_run_id")
+
+
+def build_logger(cfg: DictConfig, output_dir: Path, run_id: str | None):
+    if not cfg.get("logger"):
+        return False
+    kwargs = {"run_id": run_id} if "wandb" in cfg.logger._target_ else {}
+    return instantiate(cfg.logger, **kwargs)
+
+
+def setup_datamodule(cfg: DictConfig, model) -> Any:
+    """The configured datamodule, set up, with the model's tokenizer as its tokenisation hook."""
+    datamodule = instantiate(cfg.datamodule, source=instantiate(cfg.data))
+    datamodule.setup()
+    if model.text_tower is not None:
+        train_captions = [p.caption for p, s in zip(datamodule.posts, datamodule.split)
+                          if s == "train"]
+        model.text_tower.fit_tokenizer(train_captions)
+        datamodule.tokenize = model.text_tower.tokenizer_fn()  # small, pickles into workers
+    return datamodule
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit the model the config describes; return ``(metrics, objects)``.
+
+    ``objects`` holds the model, datamodule, trainer and the output folder, so callers (the bundle
+    build, tests) continue from here without re-reading anything.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = config_tree(cfg) if cfg.get("print_config", True) else OmegaConf.to_yaml(cfg)
+    (output_dir / "config_resolved.yaml").write_text(resolved)
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+    model = instantiate(cfg.model)
+    datamodule = setup_datamodule(cfg, model)
+    log.info("posts: %d (%s); skipped: %d", len(datamodule.posts),
+             {s: int((datamodule.split == s).sum()) for s in ("train", "val", "test")},
+             len(datamodule.skipped))
+
+    ckpt_path = cfg.get("ckpt_path")
+    logger = build_logger(cfg, output_dir, checkpoint_run_id(ckpt_path))
+    callbacks = [
+        ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",
+                        monitor="val/loss", mode="min", save_last=True,
+                        auto_insert_metric_name=False),
+        WandbRunIdInCheckpoint(),
+        SampleTable(),
+    ]
+    if logger:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
+                                     default_root_dir=str(output_dir))
+    with warnings.catch_warnings():
+        # Frozen towers are in eval mode on purpose (see towers.freeze).
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if torch.is_tensor(v) and v.numel() == 1 and math.isfinite(float(v))}
+    best = callbacks[0].best_model_path
+    log.info("checkpoints: best %s, last %s", best or "-", callbacks[0].last_model_path)
+    objects = {"model": model, "datamodule": datamodule, "trainer": trainer,
+               "output_dir": output_dir, "best_checkpoint": best,
+               "last_checkpoint": callbacks[0].last_model_path}
+    return metrics, objects
