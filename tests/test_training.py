@@ -1,0 +1,104 @@
+"""train(cfg) on tiny synthetic data: each experiment, resume, W&B offline files, NaN guard."""
+
+import glob
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmembed.config import compose
+from mmembed.training import train
+
+TINY = [
+    "data.num_posts=96", "data.image_size=32", "data.shoot_size=6",
+    "datamodule.image_size=32", "datamodule.batch_size=16", "print_config=false",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def tiny_cfg(tmp_path, *overrides, cache=None):
+    return compose(TINY + [
+        f"paths.output_dir={tmp_path / 'run'}",
+        f"paths.cache_dir={cache or tmp_path / 'cache'}",
+        *overrides,
+    ])
+
+
+@pytest.mark.parametrize("experiment", [None, "joint_clip", "scratch_clip", "image_ae"])
+def test_fast_dev_run_each_experiment(tmp_path, experiment):
+    overrides = ["logger=csv", "trainer.fast_dev_run=true"]
+    if experiment:
+        overrides.append(f"+experiment={experiment}")
+    if experiment == "joint_clip":  # full size is for clusters; keep the data tiny here
+        overrides += ["data.num_posts=48", "data.image_size=64", "datamodule.image_size=64",
+                      "model.image_tower.input_size=64", "datamodule.batch_size=16"]
+    metrics, objects = train(tiny_cfg(tmp_path, *overrides))
+    assert objects["trainer"].state.finished
+    assert "train/loss" in metrics and "val/loss" in metrics
+    if experiment == "image_ae":
+        assert objects["model"].text_tower is None and "train/contrastive" not in metrics
+    else:
+        assert "val/recall@1_i2t" in metrics
+    assert (tmp_path / "run" / "config_resolved.yaml").is_file()
+
+
+def test_resume_continues_steps_and_wandb_run(tmp_path):
+    common = ["model/image_tower=small_cnn", "model/text_tower=scratch",
+              "model.freeze_towers=false", "logger=wandb"]
+    _, first = train(tiny_cfg(tmp_path, *common, "trainer.max_epochs=1"))
+    steps_one_epoch = first["trainer"].global_step
+    last = first["last_checkpoint"]
+    assert steps_one_epoch > 0 and Path(last).is_file()
+    run_id = first["trainer"].logger.version
+
+    cfg = tiny_cfg(tmp_path / "resumed", *common, "trainer.max_epochs=2", f"ckpt_path={last}",
+                   cache=tmp_path / "cache")
+    _, second = train(cfg)
+    assert second["trainer"].global_step == 2 * steps_one_epoch
+    assert second["trainer"].current_epoch == 2
+    assert second["trainer"].logger.version == run_id
+
+
+def test_wandb_offline_run_folder_holds_curves_and_sample_table(tmp_path):
+    _, objects = train(tiny_cfg(tmp_path, "logger=wandb", "trainer.max_epochs=2"))
+    run_dirs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*"))
+    assert len(run_dirs) == 1
+    run_dir = Path(run_dirs[0])
+    tables = list((run_dir / "files" / "media" / "table" / "samples").glob("*.table.json"))
+    assert tables and "caption" in tables[0].read_text()
+    records = next(run_dir.glob("run-*.wandb")).read_bytes()
+    for key in (b"train/loss", b"train/logit_scale", b"val/recall@1_i2t",
+                b"val/engagement_src", b"lr-AdamW"):
+        assert key in records, key
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        assert os.environ[var].startswith(str(objects["output_dir"].resolve())), var
+
+
+def test_csv_logger_does_not_touch_wandb(tmp_path, monkeypatch):
+    import mmembed.tracking
+
+    def fail(*args, **kwargs):
+        raise AssertionError("wandb used with logger=csv")
+
+    monkeypatch.setattr(mmembed.tracking, "wandb_logger", fail)
+    train(tiny_cfg(tmp_path, "logger=csv", "trainer.max_epochs=1"))
+    assert list((tmp_path / "run" / "csv").rglob("metrics.csv"))
+    assert not (tmp_path / "run" / "wandb").exists()
+
+
+def test_nan_loss_stops_with_the_step(tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = tiny_cfg(tmp_path, "model/image_tower=small_cnn", "model/text_tower=scratch",
+                   "model.freeze_towers=false")
+    model = instantiate(cfg.model)
+    model.text_tower.fit_tokenizer(["a red house #home", "night out #club"])
+    batch = {
+        "image": torch.full((2, 3, 32, 32), float("nan")),
+        "tokens": model.text_tower.tokenize(["a red house #home", "night out #club"]),
+        "engagement": torch.zeros(2), "account": torch.zeros(2, dtype=torch.long),
+        "index": torch.arange(2),
+    }
+    with pytest.raises(FloatingPointError, match="step 0"):
+        model.training_step(batch, 0)
