@@ -55,6 +55,13 @@ class SampleTable(Callback):
                                       "log_engagement", "topic"], data=data)
 
 
+def finish_wandb(trainer: L.Trainer) -> None:
+    """Close the W&B run so an offline run folder holds every record (curves, tables)."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger" and trainer.global_rank == 0:
+            logger.experiment.finish()
+
+
 def checkpoint_run_id(ckpt_path: str | None) -> str | None:
     """The W&B run id saved in a checkpoint, if any (read with ``weights_only=True``)."""
     if not ckpt_path:
@@ -123,6 +130,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                if torch.is_tensor(v) and v.numel() == 1 and math.isfinite(float(v))}
     best = callbacks[0].best_model_path
     log.info("checkpoints: best %s, last %s", best or "-", callbacks[0].last_model_path)
+    finish_wandb(trainer)
     objects = {"model": model, "datamodule": datamodule, "trainer": trainer,
                "output_dir": output_dir, "best_checkpoint": best,
                "last_checkpoint": callbacks[0].last_model_path}
