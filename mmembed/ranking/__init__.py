@@ -12,28 +12,7 @@ For each candidate photo ``x`` and target community ``c``:
 
    so ``alpha = 0`` is pure fit and ``alpha = 1`` pure engagement.
 
-Everything here is plain numpy on arrays: no model, no config, no I/O.
+Import from the modules (``from mmembed.ranking.score import score``); the package does not
+re-export, so ``mmembed.ranking.score`` stays the module. Everything here is plain numpy on arrays: no model, no config, no I/O.
 """
 
-from mmembed.ranking.divergence import METHODS, FitMethod, fit, fit_contributions, kl, smooth
-from mmembed.ranking.score import (
-    expected_likes,
-    percentile_among,
-    rank_order,
-    score,
-    standardize,
-)
-
-__all__ = [
-    "METHODS",
-    "FitMethod",
-    "expected_likes",
-    "fit",
-    "fit_contributions",
-    "kl",
-    "percentile_among",
-    "rank_order",
-    "score",
-    "smooth",
-    "standardize",
-]
