@@ -13,6 +13,7 @@ For each candidate photo ``x`` and target community ``c``:
    so ``alpha = 0`` is pure fit and ``alpha = 1`` pure engagement.
 
 Import from the modules (``from mmembed.ranking.score import score``); the package does not
-re-export, so ``mmembed.ranking.score`` stays the module. Everything here is plain numpy on arrays: no model, no config, no I/O.
+re-export, so ``mmembed.ranking.score`` stays the module. Everything here is plain numpy on
+arrays: no model, no config, no I/O.
 """
 
