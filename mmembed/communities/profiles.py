@@ -1,0 +1,115 @@
+"""Communities and their profiles over the content clusters.
+
+A community is a group of posts defined by metadata: an ``account``, a ``source`` (a scraped
+hashtag or profile folder), a user-defined ``group`` of accounts/sources, or, as a fallback, a
+``cluster`` itself. Its profile is the mean soft assignment of its posts::
+
+    p_c = Σ_i w_i q(x_i) / Σ_i w_i
+
+with ``w_i = 1``, or with ``weighting="engagement"`` the post's engagement rate
+``w_i = exp(e_i)``, so the clusters that the community *likes* weigh more than those it merely
+posts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+
+from mmembed.data.post import Post
+
+log = logging.getLogger(__name__)
+
+
+def member_sets(posts: list[Post], labels: np.ndarray, cluster_names: list[str],
+                groups: Mapping[str, Mapping[str, list[str]]] | None = None
+                ) -> dict[str, tuple[str, np.ndarray]]:
+    """Community name → (kind, member post indices).
+
+    Accounts and sources keep their own names; when an account and a source share a name and the
+    same posts (an instaloader profile folder), they are one community. A name used by two
+    different member sets gets its kind as a prefix (``source:natgeo``). ``groups`` maps a group
+    name to ``{"accounts": [...], "sources": [...]}``.
+    """
+    found: dict[tuple[str, str], np.ndarray] = {}
+    for kind, key in (("account", "account"), ("source", "source")):
+        by_value: dict[str, list[int]] = {}
+        for i, post in enumerate(posts):
+            value = getattr(post, key)
+            if value:
+                by_value.setdefault(value, []).append(i)
+        for value, idx in by_value.items():
+            found[(kind, value)] = np.array(idx)
+    for name, spec in (groups or {}).items():
+        accounts = set(spec.get("accounts", []) or [])
+        sources = set(spec.get("sources", []) or [])
+        idx = [i for i, p in enumerate(posts) if p.account in accounts or p.source in sources]
+        if not idx:
+            log.warning("community group %r matches no post (accounts=%s, sources=%s)",
+                        name, sorted(accounts), sorted(sources))
+        found[("group", name)] = np.array(idx, dtype=int)
+    for c, name in enumerate(cluster_names):
+        found[("cluster", name)] = np.flatnonzero(labels == c)
+
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    names = Counter(name for _, name in found)
+    for (kind, name), idx in found.items():
+        if names[name] > 1:
+            same = [k for (k, n), other in found.items()
+                    if n == name and np.array_equal(other, idx)]
+            if same[0] != kind:  # an identical community already holds the plain name
+                continue
+            if len(same) < names[name]:
+                name = f"{kind}:{name}"
+        out[name] = (kind, idx)
+    return out
+
+
+def profile(q: np.ndarray, engagement: np.ndarray | None = None) -> np.ndarray:
+    """Mean soft assignment of the members, optionally weighted by engagement rate."""
+    if len(q) == 0:
+        return np.full(q.shape[1], 1.0 / q.shape[1])
+    weights = np.ones(len(q)) if engagement is None else np.exp(engagement - engagement.max())
+    p = (weights[:, None] * q).sum(axis=0) / weights.sum()
+    return p / p.sum()
+
+
+def build_communities(posts: list[Post], q: np.ndarray, labels: np.ndarray, engagement: np.ndarray,
+                      cluster_names: list[str],
+                      groups: Mapping[str, Mapping[str, list[str]]] | None = None,
+                      weighting: str = "none", min_size: int = 10, top_n: int = 10
+                      ) -> dict[str, dict]:
+    """Every community's record: kind, size, profile, top hashtags/mentions, engagement stats.
+
+    ``engagement`` holds each member's log rate, sorted, so that ``rank.py`` can say which
+    percentile of the community's own posts a new photo beats.
+    """
+    if weighting not in ("none", "engagement"):
+        raise ValueError(f"profile weighting must be 'none' or 'engagement', got {weighting!r}")
+    communities = {}
+    for name, (kind, idx) in member_sets(posts, labels, cluster_names, groups).items():
+        if 0 < len(idx) < min_size and kind != "cluster":
+            log.warning("community %r has only %d posts (fewer than %d): its profile is noisy",
+                        name, len(idx), min_size)
+        members_eng = engagement[idx]
+        p = profile(q[idx], members_eng if weighting == "engagement" else None)
+        hashtags = Counter(t for i in idx for t in posts[i].hashtags)
+        mentions = Counter(m for i in idx for m in posts[i].mentions)
+        communities[name] = {
+            "kind": kind,
+            "size": int(len(idx)),
+            "profile": [float(v) for v in p],
+            "top_clusters": [int(c) for c in np.argsort(-p)[:3]],
+            "top_hashtags": hashtags.most_common(top_n),
+            "top_mentions": mentions.most_common(top_n),
+            "engagement": {
+                "mean": float(members_eng.mean()) if len(idx) else None,
+                "median": float(np.median(members_eng)) if len(idx) else None,
+                "sorted": [float(v) for v in np.sort(members_eng)],
+            },
+            "members": [posts[i].post_id for i in idx],
+        }
+    return communities
