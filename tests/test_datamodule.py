@@ -49,9 +49,11 @@ def test_batches_and_tokenize_hook(corpus, tmp_path, num_workers):
                 assert dm.posts[idx].caption == caption
                 assert dm.split[idx] == split
             seen += batch["index"].tolist()
-    assert sorted(seen) == list(range(40))
+    # training drops its last partial batch; every post is still reachable for embedding
+    assert len(seen) == len(set(seen)) and set(seen) <= set(range(40))
+    assert sorted(i for b in dm.all_dataloader() for i in b["index"].tolist()) == list(range(40))
     if num_workers == 0:
-        assert sum(calls) == 40
+        assert sum(calls) == len(seen) + 40  # + the all_dataloader pass
 
 
 def test_cache_is_reused_and_images_not_decoded_again(corpus, tmp_path, monkeypatch):
