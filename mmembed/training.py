@@ -55,13 +55,6 @@ class SampleTable(Callback):
                                       "log_engagement", "topic"], data=data)
 
 
-def finish_wandb(trainer: L.Trainer) -> None:
-    """Close the W&B run so an offline run folder holds every record (curves, tables)."""
-    for logger in trainer.loggers:
-        if type(logger).__name__ == "WandbLogger" and trainer.global_rank == 0:
-            logger.experiment.finish()
-
-
 def checkpoint_run_id(ckpt_path: str | None) -> str | None:
     """The W&B run id saved in a checkpoint, if any (read with ``weights_only=True``)."""
     if not ckpt_path:
@@ -89,6 +82,31 @@ def setup_datamodule(cfg: DictConfig, model) -> Any:
     return datamodule
 
 
+def load_weights(model, ckpt_path: str) -> None:
+    """Load a Lightning checkpoint's weights into ``model`` (``weights_only``: no code runs)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])
+
+
+def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path: str | None):
+    """Run ``Trainer.fit``; return the trainer and its checkpoint callback."""
+    checkpoint_cb = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",
+                                    monitor="val/loss", mode="min", save_last=True,
+                                    auto_insert_metric_name=False)
+    callbacks = [checkpoint_cb, WandbRunIdInCheckpoint(), SampleTable()]
+    if logger:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
+                                     default_root_dir=str(output_dir))
+    with warnings.catch_warnings():
+        # Frozen towers are in eval mode on purpose (see towers.freeze).
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    log.info("checkpoints: best %s, last %s", checkpoint_cb.best_model_path or "-",
+             checkpoint_cb.last_model_path)
+    return trainer, checkpoint_cb
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit the model the config describes; return ``(metrics, objects)``.
 
@@ -110,28 +128,29 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     ckpt_path = cfg.get("ckpt_path")
     logger = build_logger(cfg, output_dir, checkpoint_run_id(ckpt_path))
-    callbacks = [
-        ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",
-                        monitor="val/loss", mode="min", save_last=True,
-                        auto_insert_metric_name=False),
-        WandbRunIdInCheckpoint(),
-        SampleTable(),
-    ]
-    if logger:
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
-                                     default_root_dir=str(output_dir))
-    with warnings.catch_warnings():
-        # Frozen towers are in eval mode on purpose (see towers.freeze).
-        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-               if torch.is_tensor(v) and v.numel() == 1 and math.isfinite(float(v))}
-    best = callbacks[0].best_model_path
-    log.info("checkpoints: best %s, last %s", best or "-", callbacks[0].last_model_path)
-    finish_wandb(trainer)
+    trainer = checkpoint_cb = None
+    if cfg.get("build_only"):
+        if not ckpt_path:
+            raise ValueError("build_only=true needs ckpt_path=... (a checkpoint of a trained run)")
+        load_weights(model, ckpt_path)
+        metrics: dict[str, float] = {}
+    else:
+        trainer, checkpoint_cb = fit(cfg, model, datamodule, logger, output_dir, ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if torch.is_tensor(v) and v.numel() == 1 and math.isfinite(float(v))}
     objects = {"model": model, "datamodule": datamodule, "trainer": trainer,
-               "output_dir": output_dir, "best_checkpoint": best,
-               "last_checkpoint": callbacks[0].last_model_path}
+               "output_dir": output_dir,
+               "best_checkpoint": checkpoint_cb.best_model_path if checkpoint_cb else None,
+               "last_checkpoint": checkpoint_cb.last_model_path if checkpoint_cb else None}
+    if cfg.get("build", True) and (trainer is None or trainer.global_rank == 0):
+        from mmembed.build import build_bundle, print_summary
+
+        wandb_run = logger.experiment if type(logger).__name__ == "WandbLogger" else None
+        result = build_bundle(cfg, model, datamodule, wandb_run=wandb_run)
+        print_summary(result)
+        metrics.update({f"bundle/{k}": v for k, v in result.metrics.items()
+                        if isinstance(v, int | float) and v is not None})
+        objects["bundle"] = result
+    if type(logger).__name__ == "WandbLogger":
+        logger.experiment.finish()  # an offline run folder then holds every record
     return metrics, objects

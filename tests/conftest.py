@@ -1,6 +1,9 @@
 import os
 
-import numpy as np
+# Before torch/faiss load: their two OpenMP runtimes otherwise spin against each other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 import pytest
 from PIL import Image
 

@@ -80,12 +80,15 @@ def profile(q: np.ndarray, engagement: np.ndarray | None = None) -> np.ndarray:
 def build_communities(posts: list[Post], q: np.ndarray, labels: np.ndarray, engagement: np.ndarray,
                       cluster_names: list[str],
                       groups: Mapping[str, Mapping[str, list[str]]] | None = None,
-                      weighting: str = "none", min_size: int = 10, top_n: int = 10
-                      ) -> dict[str, dict]:
+                      weighting: str = "none", min_size: int = 10, top_n: int = 10,
+                      predicted: np.ndarray | None = None) -> dict[str, dict]:
     """Every community's record: kind, size, profile, top hashtags/mentions, engagement stats.
 
-    ``engagement`` holds each member's log rate, sorted, so that ``rank.py`` can say which
-    percentile of the community's own posts a new photo beats.
+    ``engagement.sorted`` holds the members' actual log rates; ``engagement.predicted_sorted``
+    the model's predictions for them. ``rank.py`` places a new photo's *predicted* engagement
+    among the latter ("beats 83% of this community's posts"), comparing like with like: a
+    regression shrinks predictions towards the mean, so against actual rates every photo would
+    look average.
     """
     if weighting not in ("none", "engagement"):
         raise ValueError(f"profile weighting must be 'none' or 'engagement', got {weighting!r}")
@@ -109,6 +112,8 @@ def build_communities(posts: list[Post], q: np.ndarray, labels: np.ndarray, enga
                 "mean": float(members_eng.mean()) if len(idx) else None,
                 "median": float(np.median(members_eng)) if len(idx) else None,
                 "sorted": [float(v) for v in np.sort(members_eng)],
+                "predicted_sorted": ([float(v) for v in np.sort(predicted[idx])]
+                                     if predicted is not None else None),
             },
             "members": [posts[i].post_id for i in idx],
         }

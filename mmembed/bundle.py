@@ -1,0 +1,380 @@
+"""The bundle on disk (``index/<name>/``): everything ``rank.py`` needs, written atomically.
+
+A bundle is a folder of files plus ``manifest.json``, which records the format version, when
+and with which library versions it was built, the resolved config, a fingerprint of the
+training data, the build's metrics and the sha256 and size of every file.
+
+Writing (:func:`write_bundle`) happens in a hidden sibling folder ``.<name>.tmp-<pid>-<rand>``
+(same parent, so ``os.rename`` is atomic); the manifest is written last, then the previous
+bundle is renamed aside, the new one renamed into place and the old one deleted. A reader
+therefore sees either the old complete bundle or the new complete one, never a half-written
+folder under the name. (Between the two renames the name is briefly absent; a build killed
+exactly there leaves the previous bundle in ``.<name>.old-<pid>-<rand>``, which the next
+:func:`write_bundle` for that name restores or removes.)
+
+Reading (:func:`read_bundle`) refuses a missing manifest, another format version, a missing
+file or a sha256 mismatch with a :class:`BundleError` naming the file and the fix.
+
+Never pickle: weights go through safetensors, arrays through ``np.savez`` (read back with
+``allow_pickle=False``), everything else is JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REBUILD_HINT = "rebuild with `python train.py build_only=true ckpt_path=...`"
+# Suffixes of formats that unpickle (torch.save, joblib, pickle) and so may run code on load.
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib")
+_HASH_CHUNK = 1 << 20
+
+FileContent = bytes | Callable[[Path], None]
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, incomplete, damaged or of another format version."""
+
+
+# ------------------------------------------------------------------------------- JSON
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, paths, tuples and sets turned into JSON types.
+
+    Non-finite floats (NaN, ±inf) become ``None``, so the output is strict JSON.
+    """
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | bool | int):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(to_jsonable(k)) if not isinstance(k, str) else k: to_jsonable(v)
+                for k, v in obj.items()}
+    if isinstance(obj, set | frozenset):
+        return [to_jsonable(v) for v in sorted(obj, key=str)]
+    if isinstance(obj, Sequence) and not isinstance(obj, bytes | bytearray):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dt.datetime | dt.date):
+        return obj.isoformat()
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r:.80}")
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON text of ``obj`` after :func:`to_jsonable`."""
+    return json.dumps(to_jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------- helpers
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries a bundle depends on (``None`` if not installed)."""
+    from mmembed import __version__
+
+    def dist(*names: str) -> str | None:
+        for name in names:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    return {
+        "mmembed": __version__,
+        "python": platform.python_version(),
+        "torch": dist("torch"),
+        "torchvision": dist("torchvision"),
+        "lightning": dist("lightning"),
+        "transformers": dist("transformers"),
+        "faiss": dist("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11", "faiss"),
+        "numpy": dist("numpy"),
+        "sklearn": dist("scikit-learn"),
+        "safetensors": dist("safetensors"),
+    }
+
+
+def default_bundle_name(experiment: str | None, data_name: str) -> str:
+    """``"<experiment>-<data>"``, e.g. ``"joint_clip-synthetic"`` (``"default-<data>"``).
+
+    Characters other than letters, digits, ``._-`` become ``_`` and leading dots are
+    dropped, so the name is one visible folder.
+    """
+    name = f"{experiment or 'default'}-{data_name}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+    return name or "default"
+
+
+def _relative_name(name: str) -> PurePosixPath:
+    """A file name inside the bundle: relative, POSIX, no ``..``, not the manifest."""
+    rel = PurePosixPath(name)
+    parts = name.split("/")
+    if not name or rel.is_absolute() or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"bundle file name {name!r} must be a relative path inside the bundle "
+                          "(like 'pictures/map.png')")
+    if rel.as_posix() == MANIFEST:
+        raise BundleError(f"{MANIFEST} is written by write_bundle itself; do not pass it")
+    if rel.suffix.lower() in PICKLE_SUFFIXES:
+        raise BundleError(f"bundle file {name!r} looks like a pickle; store weights with "
+                          "safetensors, arrays with np.savez and the rest as JSON")
+    return rel
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_WORK_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def _recover(target: Path) -> None:
+    """Clean up after builds of ``target`` that died (their pid no longer runs).
+
+    A dead build's ``.old`` folder is the previous bundle, renamed aside just before the new
+    one was renamed in; it is restored if the name is empty, else deleted. Dead ``.tmp``
+    folders are deleted.
+    """
+    if not target.parent.is_dir():
+        return
+    for entry in sorted(target.parent.iterdir()):
+        match = _WORK_DIR.match(entry.name)
+        if not match or match["name"] != target.name or _pid_alive(int(match["pid"])):
+            continue
+        if match["kind"] == "old" and not target.exists() and (entry / MANIFEST).is_file():
+            os.rename(entry, target)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------- write
+def write_bundle(target: str | Path, files: Mapping[str, FileContent], config: Mapping,
+                 data_fingerprint: str, metrics: Mapping, extra: Mapping | None = None) -> Path:
+    """Write a complete bundle to ``target`` atomically and return ``target``.
+
+    ``files`` maps a relative name (sub-folders allowed, e.g. ``"pictures/map.png"``) to its
+    bytes or to a writer ``fn(path)`` that creates the file at ``path`` (so FAISS,
+    safetensors or matplotlib write straight into the temporary folder). Every file found in
+    the folder after the writers ran is hashed into the manifest. If anything raises, the
+    temporary folder is removed and the previous bundle at ``target`` is left untouched.
+    """
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
+    names = {name: _relative_name(name) for name in files}
+    tmp = parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for name, content in files.items():
+            path = tmp / names[name]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes | bytearray | memoryview):
+                path.write_bytes(bytes(content))
+            elif callable(content):
+                content(path)
+            else:
+                raise TypeError(f"bundle file {name!r}: expected bytes or a writer callable, "
+                                f"got {type(content).__name__}")
+            if not path.is_file():
+                raise BundleError(f"the writer for bundle file {name!r} did not create it")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "name": target.name,
+            "versions": library_versions(),
+            "config": config,
+            "data_fingerprint": data_fingerprint,
+            "files": _describe_files(tmp),
+            "metrics": metrics,
+            "extra": extra or {},
+        }
+        (tmp / MANIFEST).write_text(dumps_json(manifest), encoding="utf-8")
+        _fsync_path(tmp / MANIFEST)
+        _fsync_path(tmp)
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _describe_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative name: {"sha256", "bytes"}}`` of every file under ``folder`` (flushed)."""
+    described = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            raise BundleError(f"bundle file {rel!r} is a symbolic link; write a real file")
+        _fsync_path(path)
+        described[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return described
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(tmp, target)
+        _fsync_path(target.parent)
+        return
+    old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    _fsync_path(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------- read
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """A verified bundle folder and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest.get("config", {})
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+    @property
+    def created(self) -> str:
+        return self.manifest["created"]
+
+    def has(self, name: str) -> bool:
+        return name in self.manifest["files"]
+
+    def file(self, name: str) -> Path:
+        """Path of a file listed in the manifest."""
+        if not self.has(name):
+            raise BundleError(f"{self.path / name} is not part of this bundle (the manifest "
+                              f"lists {sorted(self.manifest['files'])}); {REBUILD_HINT}")
+        return self.path / name
+
+    def json(self, name: str) -> Any:
+        return json.loads(self.file(name).read_text(encoding="utf-8"))
+
+    def npz(self, name: str) -> dict[str, np.ndarray]:
+        """All arrays of an ``.npz`` file, loaded with ``allow_pickle=False``."""
+        try:
+            with np.load(self.file(name), allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except ValueError as err:
+            raise BundleError(f"{self.path / name} holds object arrays, which would need "
+                              f"unpickling; refused ({err})") from err
+
+
+def read_bundle(folder: str | Path, expected_format: int = FORMAT_VERSION,
+                verify: bool = True) -> Bundle:
+    """Open the bundle at ``folder``, checking it is complete, current and undamaged.
+
+    Checks: the folder and ``manifest.json`` exist and parse; ``format_version`` equals
+    ``expected_format``; every listed file exists with the listed size and (when ``verify``)
+    sha256. Raises :class:`BundleError` with the file at fault and the fix.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BundleError(f"no bundle at {folder}; run `python train.py` first")
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{folder} has no {MANIFEST}, so it is not a complete bundle; "
+                          "run `python train.py` to build it")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{manifest_path} is damaged ({err}); rebuild the bundle") from err
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise BundleError(f"{manifest_path} is not a bundle manifest; rebuild the bundle")
+    found = manifest.get("format_version")
+    if found != expected_format:
+        raise BundleError(f"{folder} is bundle format {found}, but this mmembed reads format "
+                          f"{expected_format}; {REBUILD_HINT}")
+    for name, entry in manifest["files"].items():
+        try:
+            _relative_name(name)
+        except BundleError as err:
+            raise BundleError(f"{manifest_path} lists an invalid file {name!r}: {err}") from err
+        path = folder / name
+        if not path.is_file():
+            raise BundleError(f"{path} is missing; rebuild the bundle")
+        damaged = path.stat().st_size != entry.get("bytes") or (
+            verify and sha256_file(path) != entry.get("sha256"))
+        if damaged:
+            raise BundleError(f"{path} is damaged (sha256 mismatch); rebuild the bundle")
+    return Bundle(path=folder, manifest=manifest)
+
+
+def newest_bundle(index_dir: str | Path) -> Path | None:
+    """The most recently created complete bundle under ``index_dir`` (by manifest
+    ``created``), or ``None``. Hidden folders (builds in progress, ``.tmp``/``.old``) and
+    folders without a readable manifest are ignored; contents are not verified here."""
+    index_dir = Path(index_dir)
+    if not index_dir.is_dir():
+        return None
+    best: tuple[dt.datetime, Path] | None = None
+    for entry in index_dir.iterdir():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
+            created = dt.datetime.fromisoformat(manifest["created"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=dt.UTC)
+        if best is None or created > best[0]:
+            best = (created, entry)
+    return best[1] if best else None

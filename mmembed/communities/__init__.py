@@ -1,0 +1,1 @@
+"""Content clusters in the latent space, community profiles over them, names and metrics."""

@@ -1,0 +1,221 @@
+"""How good are the content clusters? Internal scores, stability, and scores against planted truth.
+
+Everything here is a pure function of arrays (plus, for :func:`stability`, a factory of
+clusterers): nothing is written, nothing global is changed. Scores that are undefined for the
+input (a single cluster, say) are NaN rather than an exception, so a sweep over K can record them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+    silhouette_score,
+)
+
+SILHOUETTE_SAMPLE = 5000
+
+
+def _labels_array(labels: Any, n: int | None = None, name: str = "labels") -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array with one label per post, "
+                         f"got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but there are {n} posts; "
+                         "pass one label per row of the latent matrix")
+    return arr
+
+
+def silhouette(latent: np.ndarray, labels: Any, *, seed: int = 0,
+               sample_size: int | None = SILHOUETTE_SAMPLE) -> float:
+    """Mean silhouette of ``labels`` in ``latent`` (Euclidean), on a seeded sample of posts.
+
+    s(i) = (b_i − a_i) / max(a_i, b_i), with a_i the mean distance to the post's own cluster and
+    b_i the mean distance to the nearest other cluster; the score is the mean over posts, in
+    [−1, 1], higher is better. The exact score costs O(N²) time, so above ``sample_size`` posts
+    it is computed on ``sample_size`` posts drawn without replacement with ``seed``. The sample
+    depends only on (N, seed, sample_size), so scores of different labelings of the same latents
+    (a sweep over K) are computed on the same posts and are comparable.
+
+    Returns NaN when the silhouette is undefined: fewer than 2 clusters, or as many clusters as
+    posts, in the sample.
+    """
+    x = np.asarray(latent)
+    if x.ndim != 2:
+        raise ValueError(f"latent must be a 2-D array [n, d], got shape {x.shape}")
+    y = _labels_array(labels, x.shape[0])
+    n = x.shape[0]
+    if sample_size is not None and n > sample_size:
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
+        x, y = x[idx], y[idx]
+    n_labels = np.unique(y).size
+    if n_labels < 2 or n_labels >= y.shape[0]:
+        return math.nan
+    return float(silhouette_score(x, y, metric="euclidean"))
+
+
+def cluster_metrics(latent: np.ndarray, labels: Any, seed: int = 0,
+                    sample_size: int | None = SILHOUETTE_SAMPLE) -> dict[str, float]:
+    """Internal (truth-free) quality of a hard clustering of the latents.
+
+    - ``silhouette``: see :func:`silhouette` (sampled above ``sample_size`` posts); higher better.
+    - ``davies_bouldin``: mean over clusters of max_j (s_i + s_j) / ‖μ_i − μ_j‖ with s the mean
+      distance to the centroid; ≥ 0, lower better. O(N·K), so never sampled.
+    - ``calinski_harabasz``: between- over within-cluster dispersion, scaled by (N−K)/(K−1);
+      higher better.
+    - ``n_clusters``: distinct labels present.
+
+    Scores undefined for the input (fewer than 2 clusters) are NaN.
+    """
+    x = np.asarray(latent)
+    if x.ndim != 2:
+        raise ValueError(f"latent must be a 2-D array [n, d], got shape {x.shape}")
+    y = _labels_array(labels, x.shape[0])
+    n_clusters = int(np.unique(y).size)
+    defined = 2 <= n_clusters < x.shape[0]
+    return {
+        "silhouette": silhouette(x, y, seed=seed, sample_size=sample_size),
+        "davies_bouldin": float(davies_bouldin_score(x, y)) if defined else math.nan,
+        "calinski_harabasz": float(calinski_harabasz_score(x, y)) if defined else math.nan,
+        "n_clusters": n_clusters,
+    }
+
+
+def stability(make_clusterer_fn: Callable[[int], Any], latent: np.ndarray,
+              seeds: Sequence[int] = (0, 1, 2), **fit_kwargs: Any) -> float:
+    """Mean pairwise adjusted Rand index between the labels of fits with different seeds.
+
+    ``make_clusterer_fn(seed)`` returns an unfitted clusterer (e.g.
+    ``lambda s: KMeansClusterer(k=6, seed=s)``); each is fitted on the same ``latent`` with
+    ``fit_kwargs`` and the ARI is averaged over all pairs of seeds. 1.0 means every seed finds
+    the same partition (up to renaming clusters); ≈ 0 means agreement no better than chance.
+
+    An ``encoder`` in ``fit_kwargs`` (DEC refines it in place) is deep-copied for each fit, so
+    the runs are independent and the caller's encoder is left untouched.
+    """
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise ValueError(f"stability needs at least 2 seeds to compare, got {seeds}")
+    runs = []
+    for seed in seeds:
+        kwargs = dict(fit_kwargs)
+        if kwargs.get("encoder") is not None:
+            kwargs["encoder"] = copy.deepcopy(kwargs["encoder"])
+        clusterer = make_clusterer_fn(seed)
+        clusterer.fit(latent, **kwargs)
+        runs.append(np.asarray(clusterer.labels_))
+    return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(runs, 2)]))
+
+
+def truth_metrics(labels: Any, truth_labels: Any) -> dict[str, float]:
+    """Agreement of cluster labels with planted topics: NMI (arithmetic mean normalisation) and ARI.
+
+    NMI = I(C; T) / ((H(C) + H(T)) / 2), in [0, 1]; ARI is the Rand index corrected for chance,
+    1 for identical partitions and ≈ 0 for random ones. Both ignore how clusters are numbered.
+    """
+    y = _labels_array(labels)
+    t = _labels_array(truth_labels, y.shape[0], name="truth_labels")
+    if y.shape[0] == 0:
+        raise ValueError("truth_metrics needs at least one post, got empty labels")
+    return {
+        "nmi": float(normalized_mutual_info_score(t, y, average_method="arithmetic")),
+        "ari": float(adjusted_rand_score(t, y)),
+    }
+
+
+def _as_distribution(values: Any, name: str) -> np.ndarray:
+    p = np.asarray(values, dtype=np.float64)
+    if p.ndim != 1 or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise ValueError(f"{name} must be a finite, non-negative vector with a positive sum, "
+                         f"got {values!r}")
+    return p / p.sum()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def profile_tv_error(profiles: Mapping[str, Any],
+                     truth_mixtures: Mapping[str, Mapping[Hashable, float]],
+                     labels: Any, topics_of_posts: Any) -> dict[str, Any]:
+    """Total-variation error of each community profile against its planted topic mixture.
+
+    A profile p_c lives on the K content clusters, the planted mixture on the true topics, and
+    these are different label sets. They are compared on topics:
+
+    1. From the fitted posts (``labels[i]`` = cluster, ``topics_of_posts[i]`` = true topic), the
+       confusion matrix gives P(topic | cluster) = n(cluster, topic) / n(cluster). A cluster
+       with no fitted post borrows the overall topic frequencies P(topic) (no evidence either
+       way).
+    2. The profile becomes a distribution over topics: p(topic) = Σ_c p_c · P(topic | c).
+    3. TV(p, truth) = ½ Σ_topic |p(topic) − truth(topic)|, in [0, 1].
+
+    So a clustering that finds the topics under other names scores 0, and merged or impure
+    clusters cost what their mixing costs. Profiles and mixtures are normalised to sum 1;
+    topics named only in a mixture get P(topic | c) = 0 and count fully.
+
+    Returns ``per_community`` (name → TV) for the communities in both mappings, their ``mean``
+    and ``max``, ``missing`` (names in only one mapping), ``topics`` (the topic order) and
+    ``topic_given_cluster`` (K × T nested list), all JSON-serialisable.
+    """
+    y = _labels_array(labels)
+    topics_arr = _labels_array(topics_of_posts, y.shape[0], name="topics_of_posts")
+    if y.shape[0] == 0:
+        raise ValueError("profile_tv_error needs the fitted posts' labels and topics, got none")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise ValueError("labels must be non-negative integer cluster indices")
+    common = [name for name in profiles if name in truth_mixtures]
+    missing = sorted(set(profiles).symmetric_difference(truth_mixtures), key=str)
+    if not common:
+        raise ValueError("no community has both a profile and a planted mixture; profile names "
+                         f"{sorted(profiles, key=str)} vs truth names "
+                         f"{sorted(truth_mixtures, key=str)}")
+    prof = {name: _as_distribution(profiles[name], f"profile {name!r}") for name in common}
+    sizes = {p.shape[0] for p in prof.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"profiles have different numbers of clusters: {sorted(sizes)}")
+    k = sizes.pop()
+    if y.max() >= k:
+        raise ValueError(f"labels go up to cluster {int(y.max())} but profiles cover {k} clusters")
+
+    post_topics = [_plain(t) for t in topics_arr.tolist()]
+    topic_set = set(post_topics)
+    for name in common:
+        topic_set.update(_plain(t) for t in truth_mixtures[name])
+    topics = sorted(topic_set, key=str)
+    col = {t: j for j, t in enumerate(topics)}
+
+    counts = np.zeros((k, len(topics)))
+    np.add.at(counts, (y, np.array([col[t] for t in post_topics])), 1.0)
+    marginal = counts.sum(0) / counts.sum()
+    n_per_cluster = counts.sum(1, keepdims=True)
+    topic_given_cluster = np.where(n_per_cluster > 0, counts / np.maximum(n_per_cluster, 1.0),
+                                   marginal[None, :])
+
+    per_community = {}
+    for name in common:
+        truth = np.zeros(len(topics))
+        for topic, weight in truth_mixtures[name].items():
+            truth[col[_plain(topic)]] += float(weight)
+        truth = _as_distribution(truth, f"truth mixture {name!r}")
+        p_topic = prof[name] @ topic_given_cluster
+        per_community[name] = float(0.5 * np.abs(p_topic - truth).sum())
+    errors = list(per_community.values())
+    return {
+        "per_community": per_community,
+        "mean": float(np.mean(errors)),
+        "max": float(np.max(errors)),
+        "missing": missing,
+        "topics": topics,
+        "topic_given_cluster": topic_given_cluster.tolist(),
+    }

@@ -1,0 +1,338 @@
+"""FAISS index of post vectors: exact (flat) or IVF, on CPU or sharded over GPUs.
+
+Vectors are L2-normalised float32, so the inner product is the cosine similarity and the
+indexes use ``METRIC_INNER_PRODUCT`` (higher score = nearer). FAISS ids are row numbers
+``0..N-1`` into the vectors given to :meth:`PostIndex.build`; ``post_ids[row]`` maps them
+back to posts.
+
+Index type: ``IndexFlatIP`` (exact) up to ``flat_max`` vectors, ``IndexIVFFlat`` beyond,
+with ``nlist ≈ 4·√N`` inverted lists (at most N/39, so every list centroid sees at least
+39 training points) trained by spherical k-means on a sample of ``64·nlist`` vectors.
+A search visits ``nprobe`` lists, trading recall for speed (see benchmarks/faiss_recall.py).
+
+On disk (:meth:`PostIndex.save`): ``posts.faiss`` (``faiss.write_index`` of a CPU index; a
+GPU index is copied back with ``index_gpu_to_cpu`` first) and ``post_ids.json``
+(``{"post_ids": [...], "kind": ..., "nprobe": ..., "dim": ...}``). No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import faiss
+import numpy as np
+
+INDEX_FILE = "posts.faiss"
+IDS_FILE = "post_ids.json"
+KIND_FLAT = "flat"
+KIND_IVF = "ivf"
+GPU_MAX_K = 2048  # FAISS GPU indexes refuse k (and nprobe) above this
+MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means is under-trained
+TRAIN_POINTS_PER_LIST = 64
+
+UseGpu = bool | Literal["auto"]
+
+
+def num_gpus() -> int:
+    """GPUs visible to FAISS (0 with faiss-cpu)."""
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+def default_nlist(n: int) -> int:
+    """``round(4·√n)`` inverted lists, capped so each list has ≥ 39 training points."""
+    return max(1, min(int(round(4 * math.sqrt(n))), n // MIN_POINTS_PER_LIST))
+
+
+def _want_gpu(use_gpu: UseGpu) -> bool:
+    if use_gpu == "auto":
+        return num_gpus() > 0
+    if use_gpu and num_gpus() == 0:
+        raise RuntimeError(
+            "use_gpu=true but FAISS sees no GPU; install faiss-gpu instead of faiss-cpu "
+            "(never both) or pass use_gpu='auto'"
+        )
+    return bool(use_gpu)
+
+
+def _normalised(x: np.ndarray, dim: int | None, what: str) -> np.ndarray:
+    """A float32 C-contiguous copy of ``x`` with unit-norm rows (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array [n, dim], got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {x.shape[1]}, the index has {dim}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what} rows {np.flatnonzero(bad)[:10].tolist()} contain NaN or inf")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def _to_gpu(index: faiss.Index) -> faiss.Index:
+    """Copy a CPU index to all GPUs, sharded (each GPU holds 1/ngpu of the vectors)."""
+    options = faiss.GpuMultipleClonerOptions()
+    options.shard = True
+    return faiss.index_cpu_to_all_gpus(index, co=options)
+
+
+class PostIndex:
+    """Nearest-neighbour search over post vectors, by cosine similarity.
+
+    Build with :meth:`build` or :meth:`load`; query with :meth:`search`.
+    """
+
+    def __init__(self, index: faiss.Index, post_ids: list[str], *, kind: str,
+                 nlist: int | None = None, nprobe: int = 16, on_gpu: bool = False):
+        if index.ntotal != len(post_ids):
+            raise ValueError(f"the index holds {index.ntotal} vectors but {len(post_ids)} "
+                             "post ids were given")
+        if kind not in (KIND_FLAT, KIND_IVF):
+            raise ValueError(f"kind must be {KIND_FLAT!r} or {KIND_IVF!r}, got {kind!r}")
+        if kind == KIND_IVF and nlist is None:
+            if on_gpu:
+                raise ValueError("pass nlist for an IVF index on GPU")
+            nlist = int(faiss.extract_index_ivf(index).nlist)
+        self.index = index
+        self.post_ids = [str(p) for p in post_ids]
+        self.kind = kind
+        self.nlist = nlist if kind == KIND_IVF else None
+        self.on_gpu = on_gpu
+        self._row_of: dict[str, int] | None = None
+        self.set_nprobe(nprobe)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def build(cls, vectors: np.ndarray, post_ids: list[str], flat_max: int = 200_000,
+              nlist: int | None = None, nprobe: int = 16, use_gpu: UseGpu = "auto",
+              seed: int = 0) -> PostIndex:
+        """Index ``vectors`` (one row per post; normalised here) under ``post_ids``.
+
+        Exact ``IndexFlatIP`` when ``len(vectors) <= flat_max``, else ``IndexIVFFlat`` with
+        ``nlist`` lists (default :func:`default_nlist`). ``use_gpu``: ``"auto"`` uses all
+        GPUs FAISS sees, ``True`` requires them, ``False`` stays on CPU.
+        """
+        x = _normalised(vectors, None, "vectors")
+        n, dim = x.shape
+        post_ids = [str(p) for p in post_ids]
+        if len(post_ids) != n:
+            raise ValueError(f"{n} vectors but {len(post_ids)} post ids")
+        if len(set(post_ids)) != n:
+            raise ValueError("post ids must be unique")
+        gpu = _want_gpu(use_gpu)
+        if n <= flat_max:
+            kind, cpu_index = KIND_FLAT, faiss.IndexFlatIP(dim)
+        else:
+            kind = KIND_IVF
+            nlist = default_nlist(n) if nlist is None else int(nlist)
+            if not 1 <= nlist <= n:
+                raise ValueError(f"nlist={nlist} must be between 1 and the number of vectors {n}")
+            cpu_index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+            cls._train(cpu_index, x, nlist, gpu, seed)
+        index = _to_gpu(cpu_index) if gpu else cpu_index
+        index.add(x)
+        return cls(index, post_ids, kind=kind, nlist=nlist if kind == KIND_IVF else None,
+                   nprobe=nprobe, on_gpu=gpu)
+
+    @staticmethod
+    def _train(index: faiss.Index, x: np.ndarray, nlist: int, gpu: bool, seed: int) -> None:
+        """Coarse quantizer = spherical k-means centroids of a sample (on GPU if asked)."""
+        n, dim = x.shape
+        size = min(n, TRAIN_POINTS_PER_LIST * nlist)
+        rng = np.random.default_rng(seed)
+        sample = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
+        kmeans = faiss.Kmeans(dim, nlist, niter=20, spherical=True, seed=seed, gpu=gpu,
+                              max_points_per_centroid=TRAIN_POINTS_PER_LIST)
+        kmeans.train(sample)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.quantizer.add(kmeans.centroids)
+        # The quantizer now holds nlist centroids, so IVF training only marks it trained.
+        index.train(sample)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def __repr__(self) -> str:
+        where = "gpu" if self.on_gpu else "cpu"
+        extra = f", nlist={self.nlist}, nprobe={self.nprobe}" if self.kind == KIND_IVF else ""
+        return f"PostIndex({self.kind}, n={self.ntotal}, dim={self.dim}{extra}, {where})"
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """How many inverted lists an IVF search visits (ignored by a flat index)."""
+        self.nprobe = max(1, int(nprobe))
+        if self.kind != KIND_IVF:
+            return
+        if self.on_gpu:
+            faiss.GpuParameterSpace().set_index_parameter(
+                self.index, "nprobe", min(self.nprobe, self.nlist, GPU_MAX_K))
+        else:
+            faiss.extract_index_ivf(self.index).nprobe = min(self.nprobe, self.nlist)
+
+    def rows_of(self, post_ids: list[str]) -> np.ndarray:
+        """Row numbers of ``post_ids`` (e.g. a community's posts, as a ``subset``)."""
+        if self._row_of is None:
+            self._row_of = {p: i for i, p in enumerate(self.post_ids)}
+        missing = [p for p in post_ids if p not in self._row_of]
+        if missing:
+            raise KeyError(f"post ids not in the index: {missing[:5]}")
+        return np.array([self._row_of[p] for p in post_ids], dtype=np.int64)
+
+    # ---------------------------------------------------------------- search
+    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None
+               ) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+        """The ``k`` posts most similar (cosine) to each query, best first.
+
+        Returns ``(scores [n, k] float32, post_ids, rows [n, k] int64)``. Where fewer than
+        ``k`` posts qualify (k > N, or a small ``subset``), ``rows`` is padded with ``-1`` and
+        ``scores`` with ``-inf``, and the padding is dropped from ``post_ids`` (so its inner
+        lists can be shorter than k).
+
+        ``subset`` (row numbers) restricts the search to those rows. On CPU it is passed to
+        FAISS as an ``IDSelectorBatch`` in the search parameters, so a flat index is exact
+        within the subset; an IVF index only sees subset rows in the lists it visits, so
+        queries that found fewer than ``min(k, len(subset))`` are searched again with 4×
+        ``nprobe`` until satisfied or all lists are visited (then it is exact too). FAISS GPU
+        indexes ignore ID selectors, so on GPU the search over-fetches (up to 2048, the GPU
+        limit) and filters; a query whose neighbours are mostly outside a tiny subset can then
+        come back short (padded).
+        """
+        q = _normalised(queries, self.dim, "queries")
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be ≥ 1, got {k}")
+        if subset is None:
+            scores, rows = self._search_all(q, k)
+        else:
+            scores, rows = self._search_subset(q, k, np.asarray(subset))
+        ids = [[self.post_ids[r] for r in row if r >= 0] for row in rows]
+        return scores, ids, rows
+
+    def _faiss_search(self, q: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
+        if self.on_gpu and k > GPU_MAX_K:
+            raise ValueError(f"k={k} exceeds the FAISS GPU limit of {GPU_MAX_K}; search with "
+                             "a smaller k or load the index on CPU (use_gpu=false)")
+        if params is None:
+            return self.index.search(q, k)
+        return self.index.search(q, k, params=params)
+
+    def _search_all(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k_eff = min(k, self.ntotal)
+        if k_eff == 0:
+            return _pad(np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64), k)
+        scores, rows = self._faiss_search(q, k_eff)
+        return _pad(scores, rows, k)
+
+    def _search_subset(self, q: np.ndarray, k: int, subset: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        subset = np.unique(subset.astype(np.int64, copy=False).ravel())
+        if subset.size and (subset[0] < 0 or subset[-1] >= self.ntotal):
+            raise ValueError(f"subset rows must lie in [0, {self.ntotal}), got "
+                             f"[{subset[0]}, {subset[-1]}]")
+        want = min(k, subset.size)
+        if want == 0:
+            return _pad(np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64), k)
+        if self.on_gpu:
+            scores, rows = self._search_filtered(q, want, subset)
+        else:
+            scores, rows = self._search_selected(q, want, subset)
+        return _pad(scores, rows, k)
+
+    def _search_selected(self, q: np.ndarray, k: int, subset: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """CPU: FAISS skips rows outside ``subset`` while scanning (``IDSelectorBatch``)."""
+        selector = faiss.IDSelectorBatch(subset)
+        if self.kind != KIND_IVF:
+            return self._faiss_search(q, k, faiss.SearchParameters(sel=selector))
+        nprobe, nlist = min(self.nprobe, self.nlist), self.nlist
+        scores, rows = self._faiss_search(
+            q, k, faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
+        short = np.flatnonzero((rows < 0).any(axis=1))
+        while short.size and nprobe < nlist:
+            nprobe = min(nlist, nprobe * 4)
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            scores[short], rows[short] = self._faiss_search(q[short], k, params)
+            short = short[(rows[short] < 0).any(axis=1)]
+        return scores, rows
+
+    def _search_filtered(self, q: np.ndarray, k: int, subset: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """GPU: over-fetch, keep rows in ``subset``, best first."""
+        fetch = min(self.ntotal, GPU_MAX_K, max(k, math.ceil(2 * k * self.ntotal / subset.size)))
+        scores, rows = self._faiss_search(q, fetch)
+        keep = np.isin(rows, subset) & (rows >= 0)
+        out_s = np.full((len(q), k), -np.inf, np.float32)
+        out_r = np.full((len(q), k), -1, np.int64)
+        for i in range(len(q)):
+            hit = np.flatnonzero(keep[i])[:k]
+            out_s[i, : hit.size], out_r[i, : hit.size] = scores[i, hit], rows[i, hit]
+        return out_s, out_r
+
+    # ---------------------------------------------------------------- persistence
+    def to_cpu(self) -> faiss.Index:
+        """A CPU copy of the index (the index itself when already on CPU)."""
+        return faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
+
+    def bundle_files(self) -> dict[str, Callable[[Path], None]]:
+        """Writers for ``posts.faiss`` and ``post_ids.json``, for ``write_bundle(files=...)``."""
+        meta = {"post_ids": self.post_ids, "kind": self.kind, "nprobe": self.nprobe,
+                "dim": self.dim, "metric": "inner_product"}
+        return {
+            INDEX_FILE: lambda path: faiss.write_index(self.to_cpu(), str(path)),
+            IDS_FILE: lambda path: path.write_text(json.dumps(meta), encoding="utf-8"),
+        }
+
+    def save(self, folder: str | Path) -> dict[str, Path]:
+        """Write ``posts.faiss`` (from a CPU index) and ``post_ids.json`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name, writer in self.bundle_files().items():
+            paths[name] = folder / name
+            writer(paths[name])
+        return paths
+
+    @classmethod
+    def load(cls, folder: str | Path, use_gpu: UseGpu = False) -> PostIndex:
+        """Read what :meth:`save` wrote; on CPU unless ``use_gpu`` (then sharded over GPUs)."""
+        folder = Path(folder)
+        index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
+        for path in (index_path, ids_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing; rebuild the index")
+        meta = json.loads(ids_path.read_text(encoding="utf-8"))
+        index = faiss.read_index(str(index_path))
+        if index.d != meta["dim"] or index.ntotal != len(meta["post_ids"]):
+            raise ValueError(f"{index_path} ({index.ntotal}×{index.d}) does not match {ids_path} "
+                             f"({len(meta['post_ids'])}×{meta['dim']}); rebuild the index")
+        nlist = int(faiss.extract_index_ivf(index).nlist) if meta["kind"] == KIND_IVF else None
+        gpu = _want_gpu(use_gpu)
+        if gpu:
+            index = _to_gpu(index)
+        return cls(index, meta["post_ids"], kind=meta["kind"], nlist=nlist,
+                   nprobe=meta["nprobe"], on_gpu=gpu)
+
+
+def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Widen FAISS results to ``k`` columns; missing hits become row -1 with score -inf."""
+    n = rows.shape[0]
+    out_s = np.full((n, k), -np.inf, np.float32)
+    out_r = np.full((n, k), -1, np.int64)
+    width = min(k, rows.shape[1])
+    out_r[:, :width] = rows[:, :width]
+    out_s[:, :width] = np.where(rows[:, :width] >= 0, scores[:, :width], -np.inf)
+    return out_s, out_r

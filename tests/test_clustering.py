@@ -1,0 +1,400 @@
+"""Content clusterers (kmeans, gmm, pam, dec, lda) and cluster metrics on planted blobs."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from mmembed.communities.clustering import (
+    METHODS,
+    DECClusterer,
+    GMMClusterer,
+    KMeansClusterer,
+    LDAClusterer,
+    PAMClusterer,
+    choose_k,
+    load_clusterer,
+    make_clusterer,
+    student_t_soft_assign,
+)
+from mmembed.communities.metrics import (
+    cluster_metrics,
+    profile_tv_error,
+    silhouette,
+    stability,
+    truth_metrics,
+)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "cluster"
+N_TOPICS, PER_TOPIC, DIM = 6, 100, 16
+
+
+def make_blobs(per=PER_TOPIC, k=N_TOPICS, dim=DIM, seed=0, spread=8.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, dim)) * spread
+    truth = np.repeat(np.arange(k), per)
+    latent = (centers[truth] + rng.normal(size=(k * per, dim))).astype(np.float32)
+    return latent, truth
+
+
+def make_texts(truth, seed=0):
+    """Captions from disjoint per-topic vocabularies, plus one hashtag from the same topic."""
+    rng = np.random.default_rng(seed)
+    vocab = [[f"topic{t}word{j}" for j in range(20)] for t in range(N_TOPICS)]
+    return [" ".join(rng.choice(vocab[t], 12)) + f" #{rng.choice(vocab[t])} the and"
+            for t in truth]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_blobs()
+
+
+@pytest.fixture(scope="module")
+def texts(blobs):
+    return make_texts(blobs[1])
+
+
+FIT_KWARGS = {
+    "kmeans": {},
+    "gmm": {},
+    "pam": {},
+    "dec": {"max_iter": 100, "update_interval": 25},
+    "lda": {"max_iter": 10, "n_init": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs, texts):
+    """One fit per method at k=6, shared by the tests below (fits are the slow part)."""
+    cache = {}
+
+    def get(method):
+        if method not in cache:
+            clusterer = make_clusterer(method, k=N_TOPICS, seed=0, **FIT_KWARGS[method])
+            cache[method] = clusterer.fit(blobs[0], texts=texts if method == "lda" else None)
+        return cache[method]
+
+    return get
+
+
+# --------------------------------------------------------------------------- every method
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_fixed_k_recovers_planted_topics(method, fitted, blobs):
+    clusterer = fitted(method)
+    assert clusterer.n_clusters_ == N_TOPICS and clusterer.k_curve_ is None
+    assert clusterer.labels_.shape == (len(blobs[1]),) and clusterer.labels_.dtype == np.int64
+    assert truth_metrics(clusterer.labels_, blobs[1])["nmi"] >= 0.9
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_soft_assign_is_a_distribution_matching_labels(method, fitted, blobs):
+    clusterer = fitted(method)
+    q = clusterer.soft_assign(blobs[0])
+    assert q.shape == (len(blobs[1]), N_TOPICS)
+    assert np.isfinite(q).all() and (q >= 0).all()
+    np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-9)
+    assert (q.argmax(1) == clusterer.labels_).mean() >= 0.95
+
+    # any new latent, including absurdly far ones, still gets a finite distribution
+    far = np.random.default_rng(1).normal(scale=1e6, size=(7, DIM)).astype(np.float32)
+    q_far = clusterer.soft_assign(np.vstack([far, np.zeros((1, DIM), np.float32)]))
+    assert np.isfinite(q_far).all()
+    np.testing.assert_allclose(q_far.sum(1), 1.0, atol=1e-9)
+    assert clusterer.soft_assign(np.zeros((0, DIM), np.float32)).shape == (0, N_TOPICS)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_state_round_trip_without_pickle(method, fitted, blobs, tmp_path):
+    clusterer = fitted(method)
+    arrays, params = clusterer.state()
+    assert all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in arrays.values())
+    params = json.loads(json.dumps(params))  # JSON-able, and what the bundle reads back
+    np.savez(tmp_path / "clusters.npz", **arrays)
+    with np.load(tmp_path / "clusters.npz", allow_pickle=False) as npz:
+        loaded = load_clusterer({key: npz[key] for key in npz.files}, params)
+    assert type(loaded) is type(clusterer) and loaded.n_clusters_ == N_TOPICS
+    new = make_blobs(per=5, seed=7)[0]
+    for latent in (blobs[0], new):
+        np.testing.assert_array_equal(loaded.soft_assign(latent), clusterer.soft_assign(latent))
+    again_arrays, again_params = loaded.state()
+    assert again_params["config"] == params["config"]
+    assert set(again_arrays) == set(arrays)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_soft_assign_rejects_bad_latents(method, fitted):
+    clusterer = fitted(method)
+    with pytest.raises(ValueError, match="dimension"):
+        clusterer.soft_assign(np.zeros((2, DIM + 1), np.float32))
+    bad = np.zeros((3, DIM), np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clusterer.soft_assign(bad)
+
+
+@pytest.mark.parametrize("cls", [KMeansClusterer, GMMClusterer, PAMClusterer])
+def test_auto_k_finds_the_six_blobs(cls, blobs):
+    clusterer = cls(k="auto", k_range=(3, 12), seed=0).fit(blobs[0])
+    assert clusterer.n_clusters_ == N_TOPICS
+    assert sorted(clusterer.k_curve_) == list(range(3, 13))
+    assert all(math.isfinite(v) for v in clusterer.k_curve_.values())
+
+
+def test_unfitted_and_unknown_methods_fail_clearly():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        KMeansClusterer(k=3).soft_assign(np.zeros((1, 2), np.float32))
+    with pytest.raises(ValueError, match="unknown clustering method"):
+        make_clusterer("hdbscan")
+    with pytest.raises(ValueError, match="does not know"):
+        load_clusterer({}, {"method": "hdbscan"})
+    with pytest.raises(ValueError, match="not 'gmm'"):
+        GMMClusterer.from_state({}, {"method": "kmeans"})
+
+
+@pytest.mark.parametrize("k, expected", [("auto", None), (None, None), ("AUTO", None), (6, 6),
+                                         (np.int64(4), 4), ("5", 5)])
+def test_k_accepts_int_or_auto(k, expected):
+    assert KMeansClusterer(k=k).k == expected
+
+
+@pytest.mark.parametrize("k", [1, 0, -3, True, 2.5, "many"])
+def test_k_rejects_nonsense(k):
+    with pytest.raises(ValueError, match="k must be"):
+        KMeansClusterer(k=k)
+
+
+def test_fixed_k_needs_enough_posts():
+    with pytest.raises(ValueError, match="need more than"):
+        KMeansClusterer(k=5).fit(np.zeros((5, 2), np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_hydra_configs_build_each_method(name):
+    cfg = OmegaConf.create({"seed": 3, "cluster": OmegaConf.load(CONF_DIR / f"{name}.yaml")})
+    clusterer = instantiate(cfg.cluster)
+    assert isinstance(clusterer, METHODS[name])
+    assert clusterer.k is None and clusterer.k_range == (3, 12) and clusterer.seed == 3
+
+
+# --------------------------------------------------------------------------- k-means
+
+def test_kmeans_trains_on_every_point():
+    """faiss subsamples to 256 points per centroid by default; ours must not."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(10_000, 8)).astype(np.float32)
+    clusterer = KMeansClusterer(k=2, n_init=1, max_iter=20, seed=0).fit(latent)
+    assert clusterer.max_points_per_centroid_ * 2 >= len(latent)
+    # faiss's objective is the sum of squared distances over the points it trained on: with a
+    # 512-point subsample it would be ~5% of the full-data inertia, not ~100%.
+    d2 = ((latent[:, None, :] - clusterer.centroids_[None]) ** 2).sum(-1).min(1)
+    assert clusterer.train_objective_ == pytest.approx(d2.sum(), rel=0.02)
+
+
+def test_kmeans_spherical_clusters_directions():
+    rng = np.random.default_rng(0)
+    directions = np.eye(4)[np.repeat(np.arange(4), 50)]
+    scales = rng.uniform(0.5, 20.0, size=(200, 1))
+    latent = (directions * scales + rng.normal(scale=0.05, size=(200, 4))).astype(np.float32)
+    clusterer = KMeansClusterer(k=4, spherical=True, seed=0).fit(latent)
+    assert truth_metrics(clusterer.labels_, np.repeat(np.arange(4), 50))["nmi"] > 0.99
+    np.testing.assert_allclose(np.linalg.norm(clusterer.centroids_, axis=1), 1.0, atol=1e-4)
+
+
+def test_student_t_kernel_formula():
+    z = np.zeros((1, 2))
+    centroids = np.array([[1.0, 0.0], [0.0, 2.0]])  # squared distances 1 and 4
+    np.testing.assert_allclose(student_t_soft_assign(z, centroids, alpha=1.0),
+                               [[(1 / 2) / (1 / 2 + 1 / 5), (1 / 5) / (1 / 2 + 1 / 5)]])
+    a, b = (1 + 1 / 2) ** -1.5, (1 + 4 / 2) ** -1.5
+    np.testing.assert_allclose(student_t_soft_assign(z, centroids, alpha=2.0),
+                               [[a / (a + b), b / (a + b)]])
+
+
+def test_choose_k_curve_and_custom_criterion(blobs):
+    latent = blobs[0]
+
+    def fit_fn(k):
+        return KMeansClusterer(k=k, n_init=1).fit(latent)
+
+    best_k, curve, best = choose_k(latent, fit_fn, (4, 8))
+    assert best_k == N_TOPICS and sorted(curve) == [4, 5, 6, 7, 8] and best.n_clusters_ == 6
+    # a custom criterion, lower is better: smallest k wins
+    best_k, _, _ = choose_k(latent, fit_fn, (4, 8), criterion=lambda r: r.n_clusters_,
+                            higher_is_better=False)
+    assert best_k == 4
+    with pytest.raises(ValueError, match="no candidate"):
+        choose_k(latent[:3], fit_fn, (4, 8))
+
+
+# --------------------------------------------------------------------------- PAM
+
+def test_pam_medoids_are_fitted_posts(fitted, blobs):
+    pam = fitted("pam")
+    np.testing.assert_array_equal(pam.medoids_, blobs[0][pam.medoid_indices_])
+    assert len(set(blobs[1][pam.medoid_indices_])) == N_TOPICS
+
+
+def test_pam_samples_above_max_points(blobs):
+    pam = PAMClusterer(k=N_TOPICS, max_points=200, seed=0).fit(blobs[0])
+    assert pam.labels_.shape == (len(blobs[0]),)
+    assert truth_metrics(pam.labels_, blobs[1])["nmi"] >= 0.9
+
+
+# --------------------------------------------------------------------------- DEC
+
+def test_dec_refines_the_encoder_in_place(blobs):
+    latent_in, truth = blobs
+    torch.manual_seed(0)
+    encoder = torch.nn.Linear(DIM, 8)
+    encoder.train()
+    inputs = torch.from_numpy(latent_in)
+    with torch.no_grad():
+        latent = encoder(inputs).numpy()
+    before = encoder.weight.detach().clone()
+
+    dec = DECClusterer(k=N_TOPICS, max_iter=100, update_interval=25, tol=0.0, seed=0)
+    dec.fit(latent, encoder=encoder, inputs=inputs)
+
+    assert not torch.equal(before, encoder.weight) and encoder.training
+    assert dec.refined_encoder_ and dec.n_steps_ == 100 and len(dec.history_) == 4
+    # each target P was held fixed for update_interval steps, which lowered KL(P || Q)
+    assert all(h["kl_end"] < h["kl_start"] for h in dec.history_)
+    assert truth_metrics(dec.labels_, truth)["nmi"] >= 0.9
+    with torch.no_grad():
+        refined = encoder(inputs).numpy()
+    np.testing.assert_allclose(dec.latent_, refined, atol=1e-6)
+    assert (dec.soft_assign(refined).argmax(1) == dec.labels_).mean() >= 0.95
+    assert dec.state()[1]["info"] == {"refined_encoder": True, "n_steps": 100}
+
+
+def test_dec_without_encoder_moves_only_centroids(blobs):
+    dec = DECClusterer(k=N_TOPICS, max_iter=50, update_interval=25, tol=0.0, seed=0)
+    dec.fit(blobs[0])
+    init = KMeansClusterer(k=N_TOPICS, seed=0).fit(blobs[0])
+    assert not np.array_equal(dec.centroids_, init.centroids_)
+    assert dec.latent_ is not None and not dec.refined_encoder_
+    np.testing.assert_array_equal(dec.latent_, blobs[0])
+    assert truth_metrics(dec.labels_, blobs[1])["nmi"] >= 0.9
+
+
+def test_dec_stops_when_labels_settle(blobs):
+    dec = DECClusterer(k=N_TOPICS, max_iter=500, update_interval=25, tol=1e-3).fit(blobs[0])
+    assert dec.n_steps_ < 500 and dec.history_[-1]["label_change"] < 1e-3
+
+
+def test_dec_needs_encoder_and_inputs_together(blobs):
+    with pytest.raises(ValueError, match="both encoder and inputs"):
+        DECClusterer(k=3).fit(blobs[0], encoder=torch.nn.Linear(DIM, DIM))
+
+
+# --------------------------------------------------------------------------- LDA
+
+def test_lda_needs_matching_texts(blobs, texts):
+    with pytest.raises(ValueError, match="pass texts="):
+        LDAClusterer(k=3).fit(blobs[0])
+    with pytest.raises(ValueError, match="one text per post"):
+        LDAClusterer(k=3).fit(blobs[0], texts=texts[:-1])
+    with pytest.raises(ValueError, match="no usable words"):
+        LDAClusterer(k=3).fit(blobs[0], texts=["the and"] * len(blobs[0]))
+
+
+def test_lda_keeps_hashtags_and_drops_stop_words(fitted):
+    vocabulary = set(fitted("lda").vocabulary_.tolist())
+    assert any(word.startswith("#topic") for word in vocabulary)
+    assert "the" not in vocabulary and "and" not in vocabulary
+
+
+# --------------------------------------------------------------------------- metrics
+
+def test_cluster_metrics_on_blobs(blobs):
+    latent, truth = blobs
+    scores = cluster_metrics(latent, truth)
+    assert scores["silhouette"] > 0.7 and scores["davies_bouldin"] < 0.5
+    assert scores["n_clusters"] == N_TOPICS and scores["calinski_harabasz"] > 0
+    single = cluster_metrics(latent, np.zeros(len(latent), int))
+    assert math.isnan(single["silhouette"]) and math.isnan(single["davies_bouldin"])
+
+
+def test_silhouette_sample_is_seeded(blobs):
+    latent, truth = blobs
+    a = silhouette(latent, truth, seed=1, sample_size=100)
+    assert a == silhouette(latent, truth, seed=1, sample_size=100)
+    assert a != silhouette(latent, truth, seed=2, sample_size=100)
+
+
+def test_stability_is_one_on_blobs(blobs):
+    assert stability(lambda s: KMeansClusterer(k=N_TOPICS, seed=s), blobs[0]) > 0.99
+
+
+def test_stability_leaves_the_callers_encoder_alone(blobs):
+    torch.manual_seed(0)
+    encoder = torch.nn.Linear(DIM, 4)
+    inputs = torch.from_numpy(blobs[0])
+    with torch.no_grad():
+        latent = encoder(inputs).numpy()
+    before = encoder.weight.detach().clone()
+    score = stability(lambda s: DECClusterer(k=N_TOPICS, seed=s, max_iter=10, n_init=1),
+                      latent, seeds=(0, 1), encoder=encoder, inputs=inputs)
+    assert 0.0 <= score <= 1.0 and torch.equal(before, encoder.weight)
+
+
+def test_truth_metrics_ignore_cluster_names():
+    truth = ["a", "a", "b", "b", "c", "c"]
+    assert truth_metrics([2, 2, 0, 0, 1, 1], truth) == pytest.approx({"nmi": 1.0, "ari": 1.0})
+    assert truth_metrics([0, 0, 0, 0, 0, 0], truth)["nmi"] == pytest.approx(0.0)
+
+
+def test_profile_tv_error_maps_clusters_to_topics():
+    labels = [0, 0, 1, 1]
+    topics = ["b", "b", "a", "a"]  # cluster 0 is topic b, cluster 1 is topic a
+    result = profile_tv_error(
+        {"exact": [0.3, 0.7], "off": [0.3, 0.7], "profile_only": [1.0, 0.0]},
+        {"exact": {"a": 0.7, "b": 0.3}, "off": {"a": 0.5, "b": 0.5}, "truth_only": {"a": 1}},
+        labels, topics)
+    assert result["per_community"]["exact"] == pytest.approx(0.0)
+    # 0.5 * (|0.7 - 0.5| + |0.3 - 0.5|)
+    assert result["per_community"]["off"] == pytest.approx(0.2)
+    assert result["mean"] == pytest.approx(0.1) and result["max"] == pytest.approx(0.2)
+    assert result["missing"] == ["profile_only", "truth_only"] and result["topics"] == ["a", "b"]
+    json.dumps(result)
+
+
+def test_profile_tv_error_impure_and_empty_clusters():
+    # cluster 0: 3 a + 1 b -> P(a|0) = 0.75; cluster 1: all b; cluster 2: no posts -> marginal
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    topics = ["a", "a", "a", "b", "b", "b"]
+    result = profile_tv_error({"x": [0.5, 0.5, 0.0], "y": [0.0, 0.0, 1.0]},
+                              {"x": {"a": 1.0}, "y": {"a": 0.5, "b": 0.5, "c": 0.0}},
+                              labels, topics)
+    # x: p(a) = 0.5 * 0.75 = 0.375, p(b) = 0.625 -> TV = 0.5 * (0.625 + 0.625)
+    assert result["per_community"]["x"] == pytest.approx(0.625)
+    # y: the empty cluster borrows P(topic) = (0.5, 0.5, 0) -> TV 0
+    assert result["per_community"]["y"] == pytest.approx(0.0)
+    assert result["topic_given_cluster"][2] == pytest.approx([0.5, 0.5, 0.0])
+
+
+def test_profile_tv_error_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="no community"):
+        profile_tv_error({"x": [1.0]}, {"y": {"a": 1.0}}, [0], ["a"])
+    with pytest.raises(ValueError, match="cover 2 clusters"):
+        profile_tv_error({"x": [0.5, 0.5]}, {"x": {"a": 1.0}}, [0, 2], ["a", "a"])
+    with pytest.raises(ValueError, match="one label per"):
+        profile_tv_error({"x": [0.5, 0.5]}, {"x": {"a": 1.0}}, [0, 1], ["a"])
+
+
+@pytest.mark.parametrize("method", ["kmeans", "pam"])
+def test_scaled_kernel_does_not_depend_on_the_latent_scale(method, blobs):
+    latent = blobs[0]
+    small = make_clusterer(method, k=N_TOPICS, seed=0).fit(latent)
+    big = make_clusterer(method, k=N_TOPICS, seed=0).fit(latent * 100.0)
+    np.testing.assert_allclose(small.soft_assign(latent), big.soft_assign(latent * 100.0),
+                               atol=1e-6)
+    # a raw (unscaled) Cauchy kernel would flatten out on the small latents
+    assert small.soft_assign(latent).max(axis=1).mean() > 0.8
