@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from mmembed.tracking import config_tree
@@ -89,11 +89,9 @@ def load_weights(model, ckpt_path: str) -> None:
 
 
 def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path: str | None):
-    """Run ``Trainer.fit``; return the trainer and its checkpoint callback."""
-    checkpoint_cb = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",
-                                    monitor="val/loss", mode="min", save_last=True,
-                                    auto_insert_metric_name=False)
-    callbacks = [checkpoint_cb, WandbRunIdInCheckpoint(), SampleTable()]
+    """Run ``Trainer.fit``; return the trainer and the best/last checkpoint paths."""
+    configured = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
+    callbacks = [*configured.values(), WandbRunIdInCheckpoint(), SampleTable()]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
@@ -102,9 +100,10 @@ def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path:
         # Frozen towers are in eval mode on purpose (see towers.freeze).
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    log.info("checkpoints: best %s, last %s", checkpoint_cb.best_model_path or "-",
-             checkpoint_cb.last_model_path)
-    return trainer, checkpoint_cb
+    paths = {name: getattr(configured.get(f"{name}_checkpoint"), "best_model_path", None) or None
+             for name in ("best", "last")}
+    log.info("checkpoints: best %s, last %s", paths["best"], paths["last"])
+    return trainer, paths
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -128,20 +127,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     ckpt_path = cfg.get("ckpt_path")
     logger = build_logger(cfg, output_dir, checkpoint_run_id(ckpt_path))
-    trainer = checkpoint_cb = None
+    trainer, checkpoints = None, {"best": None, "last": None}
     if cfg.get("build_only"):
         if not ckpt_path:
             raise ValueError("build_only=true needs ckpt_path=... (a checkpoint of a trained run)")
         load_weights(model, ckpt_path)
         metrics: dict[str, float] = {}
     else:
-        trainer, checkpoint_cb = fit(cfg, model, datamodule, logger, output_dir, ckpt_path)
+        trainer, checkpoints = fit(cfg, model, datamodule, logger, output_dir, ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if torch.is_tensor(v) and v.numel() == 1 and math.isfinite(float(v))}
+        if checkpoints["best"]:  # later epochs may overfit: serve the best validation epoch
+            load_weights(model, checkpoints["best"])
     objects = {"model": model, "datamodule": datamodule, "trainer": trainer,
-               "output_dir": output_dir,
-               "best_checkpoint": checkpoint_cb.best_model_path if checkpoint_cb else None,
-               "last_checkpoint": checkpoint_cb.last_model_path if checkpoint_cb else None}
+               "output_dir": output_dir, "best_checkpoint": checkpoints["best"],
+               "last_checkpoint": checkpoints["last"]}
     if cfg.get("build", True) and (trainer is None or trainer.global_rank == 0):
         from mmembed.build import build_bundle, print_summary
 

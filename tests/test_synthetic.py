@@ -14,19 +14,30 @@ import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from mmembed.data.images import ImageError, load_image
-from mmembed.data.sources.synthetic import SyntheticSource
+from mmembed.data.sources.synthetic import (
+    ATTRIBUTES,
+    DETAIL_RATE,
+    MOOD_PHRASES,
+    MOOD_RATE,
+    NAMED_COLOURS,
+    SyntheticSource,
+)
 
 N_POSTS = 480
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
+    # the detailed-caption variant: every check below holds for it, and for plain captions
     return SyntheticSource(num_posts=N_POSTS, shoot_size=30, seed=0,
-                           cache_dir=tmp_path_factory.mktemp("synthetic"))
+                           cache_dir=tmp_path_factory.mktemp("synthetic"),
+                           caption_detail_rate=DETAIL_RATE, caption_mood_rate=MOOD_RATE)
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +74,58 @@ def _pixel_features(path: str) -> tuple[np.ndarray, np.ndarray]:
     return features, mean
 
 
+def _hue_features(path: str, bins: int = 24) -> np.ndarray:
+    """Log fraction of clearly coloured pixels (HSV saturation > 0.35) in each hue bin."""
+    hsv = np.asarray(Image.open(path).convert("HSV"), dtype=np.float32) / 255
+    coloured = hsv[..., 1] > 0.35
+    counts = np.bincount((hsv[..., 0][coloured] * bins).astype(int) % bins, minlength=bins)
+    return np.log(counts / coloured.size + 1e-3)
+
+
+def _layout_features(path: str, k: int = 12) -> np.ndarray:
+    """A k x k thumbnail (RGB) and a k x k map of edge strength: where things are, coarsely."""
+    img = Image.open(path).convert("RGB")
+    thumb = np.asarray(img.resize((k, k), Image.Resampling.BOX), dtype=np.float32) / 255
+    grey = np.asarray(img.convert("L"), dtype=np.float32) / 255
+    edges = np.abs(np.diff(grey, axis=1))[:-1] + np.abs(np.diff(grey, axis=0))[:, :-1]
+    edge_map = np.asarray(Image.fromarray(edges).resize((k, k), Image.Resampling.BOX))
+    return np.concatenate([thumb.ravel(), edge_map.ravel()])
+
+
+def _cv_accuracy(features: np.ndarray, labels: np.ndarray, c: float) -> float:
+    """Cross-validated accuracy (5 folds, fewer if a class is rarer) of a regularised logistic
+    regression. BLAS runs single-threaded: many tiny fits are much slower with threads fighting
+    over a busy machine's cores."""
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=c))
+    folds = min(5, int(np.unique(labels, return_counts=True)[1].min()))
+    with threadpool_limits(limits=1):
+        return float(cross_val_score(clf, features, labels, cv=folds).mean())
+
+
 def _held_out_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
     half = len(labels) // 2
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    clf.fit(features[:half], labels[:half])
+    with threadpool_limits(limits=1):
+        clf.fit(features[:half], labels[:half])
     return float(clf.score(features[half:], labels[half:]))
 
 
 def _within_topic_z(values: np.ndarray, topics: np.ndarray) -> np.ndarray:
-    """Standardise per topic, so a quality proxy is not confounded by each topic's palette."""
+    """Standardise per topic (or any grouping, e.g. by scene), so that a quality proxy is not
+    confounded by each topic's palette."""
     out = np.empty_like(values)
     for t in np.unique(topics):
         mask = topics == t
         out[mask] = (values[mask] - values[mask].mean()) / (values[mask].std() + 1e-9)
     return out
+
+
+def _scene_index(corpus) -> np.ndarray:
+    """Group index by topic and the details that relight a whole scene (sky, table surface)."""
+    attributes = corpus.truth["post_attributes"]
+    scenes = ["/".join([p.topic, attributes[p.post_id].get("light", ""),
+                        attributes[p.post_id].get("table", "")]) for p in corpus.posts]
+    return np.unique(scenes, return_inverse=True)[1]
 
 
 def _image_bytes(corpus) -> list[bytes]:
@@ -118,6 +167,14 @@ def test_truth_describes_the_dataset(corpus):
         assert list(mixture) == truth["topics"]
         assert sum(mixture.values()) == pytest.approx(1.0)
     assert set(truth["post_qualities"]) == {p.post_id for p in corpus.posts}
+    assert set(truth["attributes"]) == set(truth["topics"])
+    for post in corpus.posts:
+        details = truth["post_attributes"][post.post_id]
+        schema = truth["attributes"][post.topic]
+        assert list(details) == list(schema) and "colour" in details
+        assert all(details[name] in values for name, values in schema.items())
+        assert set(truth["post_caption_details"][post.post_id]) <= \
+            set(schema) | {"exposure", "saturation"}
 
 
 def test_images_decode_at_the_configured_size(corpus):
@@ -189,8 +246,11 @@ def test_topics_are_learnable_from_pixels_but_not_from_mean_colour(corpus, topic
     features, means = map(np.array, zip(*(_pixel_features(p.image_path) for p in corpus.posts)))
     full = _held_out_accuracy(features, topic_index)
     mean_only = _held_out_accuracy(means, topic_index)
-    # Observed with seed 0: 0.97 on pixel statistics, 0.58 on mean RGB alone (chance: 0.17).
-    assert full >= 0.8, f"pixel statistics separate topics poorly: accuracy {full:.2f}"
+    # Observed with seed 0: 0.80 on pixel statistics, 0.47 on mean RGB alone (chance: 0.17).
+    # (Generator version 1 gave 0.97 and 0.58; the per-photo details of version 2 - coloured
+    # plates, marble tables, golden-hour and night skies - vary the colours within a topic.
+    # With 1200 posts instead of 480 the same classifier reaches 0.88.)
+    assert full >= 0.7, f"pixel statistics separate topics poorly: accuracy {full:.2f}"
     assert mean_only < 0.9, f"mean colour alone nearly solves topics: accuracy {mean_only:.2f}"
     assert full - mean_only >= 0.15
 
@@ -208,13 +268,89 @@ def test_pixel_quality_proxy_tracks_engagement(corpus, topic_index):
            for p in corpus.posts]
     brightness = np.log([h[..., 2].mean() + 1 for h in hsv])
     saturation = np.log([h[..., 1].mean() + 1 for h in hsv])
-    proxy = _within_topic_z(brightness, topic_index) + _within_topic_z(saturation, topic_index)
+    # Night skies and marble tables change brightness whatever the exposure, so standardise
+    # within each topic and scene (a model sees the moon and the marble too).
+    scene = _scene_index(corpus)
+    proxy = _within_topic_z(brightness, scene) + _within_topic_z(saturation, scene)
     true = np.log([p.true_engagement for p in corpus.posts])
-    # Observed: 0.72. Centring is the third planted quality; this proxy ignores it.
+    # Observed: 0.73 (0.70 standardised per topic only). Centring is the third planted
+    # quality; this proxy ignores it.
     assert spearmanr(proxy, true).statistic >= 0.45
     qualities = corpus.truth["post_qualities"]
     exposure = np.array([qualities[p.post_id]["exposure"] for p in corpus.posts])
-    assert spearmanr(_within_topic_z(brightness, topic_index), exposure).statistic >= 0.8
+    # Observed: 0.89 per scene; 0.78 per topic only, where night and marble scenes blur it.
+    assert spearmanr(_within_topic_z(brightness, scene), exposure).statistic >= 0.8
+    assert spearmanr(_within_topic_z(brightness, topic_index), exposure).statistic >= 0.65
+
+
+def test_captions_describe_visible_details_at_the_planted_rate(corpus):
+    truth = corpus.truth
+    chances = said = 0
+    for post in corpus.posts:
+        sentence = post.caption.split("\n\n")[0].lower()
+        details = truth["post_attributes"][post.post_id]
+        mentioned = truth["post_caption_details"][post.post_id]
+        for attr in ATTRIBUTES[post.topic]:
+            true_phrases = attr.phrases.get(details[attr.name], ())
+            if attr.name in mentioned:
+                assert any(ph in sentence for ph in true_phrases), (post.caption, attr.name)
+            others = [ph for value, phrases in attr.phrases.items()
+                      if value != details[attr.name] for ph in phrases]
+            assert not any(ph in sentence for ph in others), \
+                f"caption contradicts its photo's {attr.name}: {post.caption!r}"
+            if true_phrases:  # absent props are never mentioned
+                chances += 1
+                said += attr.name in mentioned
+    # About 1200 chances, so the rate is within +-0.04 of DETAIL_RATE (3 standard deviations).
+    assert chances > 2 * len(corpus.posts)
+    assert abs(said / chances - DETAIL_RATE) < 0.04, said / chances
+
+
+def test_captions_sometimes_put_extreme_qualities_into_words(corpus):
+    truth = corpus.truth
+    chances = said = 0
+    for post in corpus.posts:
+        sentence = post.caption.split("\n\n")[0].lower()
+        qualities = truth["post_qualities"][post.post_id]
+        mentioned = truth["post_caption_details"][post.post_id]
+        for quality in ("exposure", "saturation"):
+            phrases = [phrases for name, side, threshold, phrases in MOOD_PHRASES
+                       if name == quality and (qualities[name] < threshold if side == "below"
+                                               else qualities[name] > threshold)]
+            if quality in mentioned:
+                assert phrases, f"{quality} {qualities[quality]:.2f} is not extreme"
+                assert any(ph in sentence for ph in phrases[0]), post.caption
+            chances += bool(phrases)
+            said += quality in mentioned
+    # About 500 chances: the rate is within +-0.07 of MOOD_RATE (3 standard deviations).
+    assert abs(said / chances - MOOD_RATE) < 0.07, said / chances
+
+
+def test_visible_details_are_learnable_from_pixels(corpus):
+    """Within each topic, simple pixel statistics predict the details a caption names."""
+    truth = corpus.truth
+    hue = np.array([_hue_features(p.image_path) for p in corpus.posts])
+    layout = np.array([_layout_features(p.image_path) for p in corpus.posts])
+    colour, excess = {}, {}
+    for topic in truth["topics"]:
+        members = np.array([i for i, p in enumerate(corpus.posts) if p.topic == topic])
+        details = [truth["post_attributes"][corpus.posts[i].post_id] for i in members]
+        for name in truth["attributes"][topic]:
+            labels = np.array([d[name] for d in details])
+            if name == "colour":  # 5-fold CV on ~80 posts per topic
+                colour[topic] = _cv_accuracy(hue[members], labels, c=0.3)
+            else:
+                majority = np.unique(labels, return_counts=True)[1].max() / len(labels)
+                excess[topic, name] = _cv_accuracy(layout[members], labels, c=0.05) - majority
+    chance = 1 / len(NAMED_COLOURS)
+    # Observed with seed 0: colour accuracy 0.48 (drinks) .. 0.78 (plates), mean 0.59; chance 0.2.
+    assert np.mean(list(colour.values())) >= 2 * chance, colour
+    assert min(colour.values()) >= chance + 0.15, colour
+    # Observed: accuracy above the majority class 0.25 on average; skies and table tops
+    # (light, table) 0.33 .. 0.59; the small props (boat, flowers, rope) are near 0 here: a
+    # linear model on a 12 x 12 thumbnail of 80 photos does not find them, a CNN does.
+    assert np.mean(list(excess.values())) >= 0.15, excess
+    assert min(v for (_, name), v in excess.items() if name in ("light", "table")) >= 0.2
 
 
 def test_account_topics_follow_the_planted_mixtures(corpus):
@@ -248,5 +384,21 @@ def test_shoot_folder_holds_captionless_photos_and_truth_lives_outside(source, c
     per_topic = [r["topic"] for r in truth["photos"].values()]
     assert {per_topic.count(t) for t in corpus.truth["topics"]} == {5}, "balanced over topics"
     assert all(r["true_engagement_factor"] > 0 for r in truth["photos"].values())
+    for r in truth["photos"].values():
+        schema = corpus.truth["attributes"][r["topic"]]
+        assert list(r["attributes"]) == list(schema)
+        assert all(value in schema[name] for name, value in r["attributes"].items())
     post_bytes = set(_image_bytes(corpus))
     assert not any(f.read_bytes() in post_bytes for f in files), "shoot photos are new"
+
+
+def test_caption_rates_change_captions_and_nothing_else(tmp_path, corpus):
+    plain = SyntheticSource(num_posts=N_POSTS, shoot_size=30, seed=0,
+                            cache_dir=tmp_path).load()
+    assert all(not m for m in plain.truth["post_caption_details"].values())
+    assert sum(a.caption != b.caption for a, b in zip(plain.posts, corpus.posts)) > N_POSTS / 2
+    for a, b in zip(plain.posts, corpus.posts):
+        assert (a.post_id, a.topic, a.likes, a.account, a.hashtags) == \
+            (b.post_id, b.topic, b.likes, b.account, b.hashtags)
+    for a, b in list(zip(plain.posts, corpus.posts))[:50]:
+        assert Path(a.image_path).read_bytes() == Path(b.image_path).read_bytes()

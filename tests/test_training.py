@@ -21,6 +21,7 @@ def tiny_cfg(tmp_path, *overrides, cache=None):
     return compose(TINY + [
         f"paths.output_dir={tmp_path / 'run'}",
         f"paths.cache_dir={cache or tmp_path / 'cache'}",
+        f"paths.index_dir={tmp_path / 'index'}",
         *overrides,
     ])
 

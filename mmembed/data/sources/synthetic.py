@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 #: Bump whenever the generated data changes for the same parameters; it is part of the cache
 #: fingerprint, so stale caches are never reused.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 #: Weight of each latent quality in ``log f``. The spread of ``log f`` (std 0.5; 20x between the
 #: extreme photos) against the noise (sigma 0.3) is what makes engagement learnable from pixels.
@@ -314,24 +314,26 @@ def draw_attributes(topic: Topic, rng: np.random.Generator) -> dict[str, str]:
     return {a.name: a.values[int(rng.integers(len(a.values)))] for a in ATTRIBUTES[topic.style]}
 
 
-def describe(topic: Topic, attributes: dict[str, str], qualities, rng: np.random.Generator
+def describe(topic: Topic, attributes: dict[str, str], qualities, rng: np.random.Generator,
+             detail_rate: float = DETAIL_RATE, mood_rate: float = MOOD_RATE
              ) -> tuple[list[str], list[str]]:
     """Phrases a caption uses for its photo, and the names of what they mention.
 
-    Each detail with a phrase is mentioned with probability ``DETAIL_RATE``; an extreme
-    exposure or saturation with probability ``MOOD_RATE``. The order is shuffled.
+    Each detail with a phrase is mentioned with probability ``detail_rate``; an extreme
+    exposure or saturation with probability ``mood_rate``. The order is shuffled. The random
+    draws happen whatever the rates, so the rates change captions and nothing else.
     """
     phrases, mentioned = [], []
     for attr in ATTRIBUTES[topic.style]:
         ways = attr.phrases.get(attributes[attr.name], ())
-        if ways and rng.random() < DETAIL_RATE:
+        if ways and rng.random() < detail_rate:
             phrases.append(ways[int(rng.integers(len(ways)))])
             mentioned.append(attr.name)
     values = dict(zip(QUALITY_WEIGHTS, qualities))
     for quality, side, threshold, ways in MOOD_PHRASES:
         value = values[quality]
         if (value < threshold if side == "below" else value > threshold) \
-                and rng.random() < MOOD_RATE:
+                and rng.random() < mood_rate:
             phrases.append(ways[int(rng.integers(len(ways)))])
             mentioned.append(quality)
     order = rng.permutation(len(phrases)) if len(phrases) > 1 else range(len(phrases))
@@ -927,6 +929,9 @@ class SyntheticSource:
         noise_sigma: sigma of the log-normal noise on likes.
         overlap: probability that an image borrows a decor element from another topic, and that
             a caption borrows a hashtag from another topic.
+        caption_detail_rate, caption_mood_rate: how often a caption names a visible detail
+            (the door's colour, golden hour) or an extreme exposure/saturation. The details
+            are in the pixels whatever these rates are.
     """
 
     def __init__(
@@ -944,6 +949,8 @@ class SyntheticSource:
         base_rate: float = 0.03,
         noise_sigma: float = 0.3,
         overlap: float = 0.15,
+        caption_detail_rate: float = 0.0,
+        caption_mood_rate: float = 0.0,
     ):
         if num_posts < 1 or num_topics < 1 or num_accounts < 1 or shoot_size < 0:
             raise ValueError("num_posts, num_topics and num_accounts must be >= 1, "
@@ -957,6 +964,8 @@ class SyntheticSource:
             "followers_median": float(followers_median),
             "followers_sigma": float(followers_sigma), "base_rate": float(base_rate),
             "noise_sigma": float(noise_sigma), "overlap": float(overlap),
+            "caption_detail_rate": float(caption_detail_rate),
+            "caption_mood_rate": float(caption_mood_rate),
         }
         self.cache_dir = Path(cache_dir).expanduser()
         self.topics = make_topics(num_topics)
@@ -1070,10 +1079,15 @@ class SyntheticSource:
             pool = topic.brands if (rng.random() < 0.6 or not friends) else friends
             sentence += f" with @{pool[int(rng.integers(len(pool)))]}"
         punct = (".", "!", "")[int(rng.integers(3))]
-        details, mentioned = describe(topic, attributes, qualities, rng)
+        # the details draw from their own stream, so their rates change nothing else
+        detail_rng = np.random.default_rng(int(rng.integers(2**63)))
+        details, mentioned = describe(topic, attributes, qualities, detail_rng,
+                                      self.params["caption_detail_rate"],
+                                      self.params["caption_mood_rate"])
+        details_first = rng.random() < 0.5
         if not details:
             text = sentence + punct
-        elif rng.random() < 0.5:  # "Red door, golden hour. Cottage garden today!"
+        elif details_first:  # "Red door, golden hour. Cottage garden today!"
             text = ", ".join(details) + ". " + sentence[0].upper() + sentence[1:] + punct
         else:  # "Cottage garden today, red door, golden hour!"
             text = sentence + ", " + ", ".join(details) + punct
