@@ -199,7 +199,7 @@ class JointEmbedding(L.LightningModule):
         parts, _ = self._step(batch)
         loss = self._total(parts)
         if not torch.isfinite(loss):
-            bad = {k: float(v) for k, v in parts.items()}
+            bad = {k: float(v.detach()) for k, v in parts.items()}
             raise FloatingPointError(
                 f"training loss became {float(loss)} at step {self.global_step} "
                 f"(epoch {self.current_epoch}, batch {batch_idx}); loss terms: {bad}. "
