@@ -1,0 +1,17 @@
+"""Rank new photos for a community: python rank.py [images=...] [community=NAME|list]."""
+
+import hydra
+from omegaconf import DictConfig
+
+from mmembed.cli import run
+
+
+@hydra.main(config_path="conf", config_name="rank", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from mmembed.ranking.ranker import rank
+
+    run(rank, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""rank.py end to end on one tiny bundle (built once per module), plus the suggestion maths.
+
+The bundle: 240 synthetic posts at 64 px, the default towers (EfficientNet-Lite0 at 64 px input,
+MiniLM) frozen, 15 epochs without early stopping (with 24 validation posts the validation loss
+picks the first epoch, before the image-only path is trained), K = 6 for the 6 planted topics.
+"""
+
+import csv
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmembed.cli import run
+from mmembed.config import compose
+from mmembed.ranking.ranker import CSV_COLUMNS, Ranker, RankSettings, decode_batches, rank
+from mmembed.ranking.suggest import neighbour_weights, weighted_terms
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "data.num_posts=240", "data.image_size=64", "data.shoot_size=12",
+    "datamodule.image_size=64", "datamodule.batch_size=32", "model.image_tower.input_size=64",
+    "trainer.max_epochs=15", "callbacks.early_stopping=null", "callbacks.best_checkpoint=null",
+    "cluster.k=6", "logger=csv", "print_config=false", "trainer.enable_progress_bar=false",
+    "bundle_name=tiny",
+]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from mmembed.training import train
+
+    tmp = tmp_path_factory.mktemp("rank_bundle")
+    _, objects = train(compose(TINY + [f"paths.output_dir={tmp / 'run'}",
+                                       f"paths.cache_dir={tmp / 'cache'}",
+                                       f"paths.index_dir={tmp / 'index'}"]))
+    return objects["bundle"].path
+
+
+@pytest.fixture(scope="module")
+def ranker(bundle):
+    return Ranker.from_bundle(bundle)
+
+
+@pytest.fixture(scope="module")
+def dataset(ranker):
+    """The synthetic dataset folder behind the bundle: truth, shoot and its truth."""
+    cache = Path(ranker.bundle.config["data"]["cache_dir"])
+    root = next(p for p in cache.iterdir() if (p / "truth.json").is_file())
+    return {"root": root, "shoot": root / "shoot",
+            "truth": json.loads((root / "truth.json").read_text()),
+            "shoot_truth": json.loads((root / "shoot_truth.json").read_text())["photos"]}
+
+
+def rank_cfg(tmp_path, *overrides):
+    return compose([f"out={tmp_path / 'out'}", f"paths.index_dir={tmp_path / 'index'}",
+                    *overrides], config_name="rank")
+
+
+def rank_py(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "rank.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "160"})
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def broken_photos(folder: Path, good: Path) -> dict[str, str]:
+    """Zero-byte, truncated and text-as-JPEG files in ``folder``; name -> expected reason."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    data = good.read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "notes.jpg").write_text("not a photo, just a note\n")
+    return {"empty.jpg": "empty", "truncated.jpg": "", "notes.jpg": "not an image"}
+
+
+# ------------------------------------------------------------------------------ end to end
+def test_rank_py_end_to_end(bundle, dataset, tmp_path):
+    out = tmp_path / "out"
+    proc = rank_py(f"bundle={bundle}", f"out={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "community not given" in proc.stdout and "community=NAME" in proc.stdout
+    assert str(out) in proc.stdout
+    for name in ("ranking.csv", "ranking.json", "report.html"):
+        assert (out / name).is_file(), name
+    rows = read_csv(out / "ranking.csv")
+    assert set(CSV_COLUMNS) <= set(rows[0])
+    shoot = {p.name for p in dataset["shoot"].glob("*.jpg")}
+    assert {Path(r["image"]).name for r in rows} == shoot  # every input listed
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    result = json.loads((out / "ranking.json").read_text())
+    assert result["community"]["defaulted"] and result["community"]["kind"] == "account"
+    k = result["bundle"]["k"]
+    photo = result["photos"][0]
+    assert len(photo["q"]) == k and abs(sum(photo["q"]) - 1) < 1e-6
+    assert photo["neighbours"] and photo["hashtags"] and photo["captions"]
+
+
+def test_dominant_topic_ranks_above_absent_topic(ranker, dataset):
+    """On planted data: for the account with the most dominant topic, its shoot photos of that
+    topic rank above every shoot photo of a topic the account (almost) never posts."""
+    mixtures = dataset["truth"]["account_mixtures"]
+    account = max(mixtures, key=lambda a: max(mixtures[a].values()))
+    mix = mixtures[account]
+    dominant, absent = max(mix, key=mix.get), min(mix, key=mix.get)
+    assert mix[dominant] > 0.6 and mix[absent] < 0.01
+    photos = dataset["shoot_truth"]
+    paths = [dataset["shoot"] / n for n, t in photos.items() if t["topic"] in (dominant, absent)]
+    result = ranker.rank_photos(paths, account, RankSettings(alpha=0.0))
+    rank_of = {p["name"]: p["rank"] for p in result["photos"]}
+    good = [rank_of[n] for n, t in photos.items() if t["topic"] == dominant]
+    bad = [rank_of[n] for n, t in photos.items() if t["topic"] == absent]
+    assert good and bad
+    assert max(good) < min(bad), (account, dominant, absent, good, bad)
+
+
+def test_alpha_extremes_order_by_fit_and_by_engagement(ranker, dataset):
+    paths = sorted(dataset["shoot"].glob("*.jpg"))
+    community = ranker.default_community()
+    by_fit = ranker.rank_photos(paths, community, RankSettings(alpha=0.0))["photos"]
+    fits = [p["fit"] for p in by_fit]
+    assert fits == sorted(fits)
+    by_eng = ranker.rank_photos(paths, community, RankSettings(alpha=1.0))["photos"]
+    eng = [p["engagement"] for p in by_eng]
+    assert eng == sorted(eng, reverse=True)
+    assert {p["image"] for p in by_fit} == {p["image"] for p in by_eng}
+
+
+def test_explanations_and_suggestions(ranker, dataset):
+    community = ranker.default_community()
+    result = ranker.rank_photos(sorted(dataset["shoot"].glob("*.jpg"))[:3], community,
+                                RankSettings(neighbours=10))
+    members = set(ranker.communities[community]["members"])
+    for photo in result["photos"]:
+        assert len(photo["drivers"]) <= 3 and all(d["contribution"] > 0 for d in photo["drivers"])
+        sims = [n["similarity"] for n in photo["neighbours"]]
+        assert len(sims) == 3 and sims == sorted(sims, reverse=True)
+        assert {n["post_id"] for n in photo["neighbours"]} <= members
+        weights = [h["weight"] for h in photo["hashtags"]]
+        assert len(weights) <= 10 and weights == sorted(weights, reverse=True)
+        assert all(0 < h["count"] <= 10 and 0 <= h["weight"] <= 1 for h in photo["hashtags"])
+        assert len(photo["mentions"]) <= 5
+        assert len(photo["captions"]) == len(set(photo["captions"])) <= 3
+        assert photo["captions"][0] == photo["neighbours"][0]["caption"]
+        assert 0 <= photo["percentile"] <= 100
+
+
+# ------------------------------------------------------------------------------ bad inputs
+def test_mixed_folder_ranks_good_and_skips_broken(ranker, dataset, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    good = sorted(dataset["shoot"].glob("*.jpg"))[:3]
+    for p in good:
+        shutil.copy(p, folder / p.name)
+    expected = broken_photos(folder, good[0])
+    (folder / "readme.txt").write_text("a caption draft")
+    cfg = rank_cfg(tmp_path, f"images={folder}", f"community={ranker.default_community()}")
+    result = run(functools.partial(rank, ranker=ranker), cfg)
+    assert {p["name"] for p in result["photos"]} == {p.name for p in good}
+    reasons = {Path(s["image"]).name: s["reason"] for s in result["skipped"]}
+    assert set(reasons) == {*expected, "readme.txt"}
+    for name, start in expected.items():
+        assert reasons[name].startswith(start) and reasons[name], (name, reasons[name])
+    rows = read_csv(tmp_path / "out" / "ranking.csv")
+    assert {Path(r["image"]).name for r in rows} == {p.name for p in good} | set(reasons)
+    assert {r["status"] for r in rows if r["reason"]} == {"skipped"}
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_only_broken_photos_fail_with_one_line(ranker, dataset, tmp_path, capsys):
+    folder = tmp_path / "broken"
+    broken_photos(folder, next(dataset["shoot"].glob("*.jpg")))
+    cfg = rank_cfg(tmp_path, f"images={folder}")
+    with pytest.raises(SystemExit) as exit_info:
+        run(functools.partial(rank, ranker=ranker), cfg)
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error: no photo could be read") and "Traceback" not in "".join(err)
+
+
+def test_missing_bundle_says_run_train(tmp_path):
+    proc = rank_py(f"paths.index_dir={tmp_path / 'empty'}", f"out={tmp_path / 'out'}",
+                   cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "python train.py" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tampered_bundle_names_the_file(bundle, tmp_path, capsys):
+    copy = tmp_path / "index" / "tampered"
+    shutil.copytree(bundle, copy)
+    target = copy / "communities.json"
+    target.write_text(target.read_text().replace('"account"', '"accnt"', 1))
+    with pytest.raises(SystemExit) as exit_info:
+        run(rank, rank_cfg(tmp_path, f"bundle={copy}"))
+    assert exit_info.value.code != 0
+    assert str(target) in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ communities
+def test_community_list_prints_them(ranker, tmp_path, capsys):
+    result = run(functools.partial(rank, ranker=ranker), rank_cfg(tmp_path, "community=list"))
+    out = capsys.readouterr().out
+    for name in ranker.communities:
+        if ranker.communities[name]["kind"] == "account":
+            assert name in out
+    assert len(result["communities"]) == len(ranker.communities)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_community_suggests_close_names(ranker, tmp_path, capsys):
+    real = ranker.default_community()
+    typo = real[:-2] + real[-1]  # one letter dropped
+    with pytest.raises(SystemExit) as exit_info:
+        run(functools.partial(rank, ranker=ranker), rank_cfg(tmp_path, f"community={typo}"))
+    assert exit_info.value.code != 0
+    captured = capsys.readouterr()
+    assert real in captured.out  # the list
+    assert "unknown community" in captured.err and repr(real) in captured.err
+
+
+# ------------------------------------------------------------------------------ pieces
+def test_decode_batches_keeps_order_and_reports_errors(dataset, tmp_path):
+    shoot = sorted(dataset["shoot"].glob("*.jpg"))[:5]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"")
+    paths = shoot[:2] + [bad] + shoot[2:]
+    batches = list(decode_batches(paths, 32, batch_size=2, workers=2))
+    assert [len(ok) + len(err) for ok, _, err in batches] == [2, 2, 2]
+    assert [p for ok, _, _ in batches for p in ok] == shoot
+    assert [e.path for _, _, err in batches for e in err] == [str(bad)]
+    images = batches[0][1]
+    assert images.shape == (2, 3, 32, 32) and str(images.dtype) == "torch.uint8"
+
+
+def test_suggestion_weights():
+    w = neighbour_weights(np.array([0.9, 0.9, -0.2, 0.5]), np.array([1.0, 0.0, 3.0, 10.0]))
+    assert w[0] == pytest.approx(0.9 * np.e) and w[1] == pytest.approx(0.9)
+    assert w[2] == 0 and w[3] == pytest.approx(0.5 * np.exp(2.0))  # clipped at z = 2
+    terms = weighted_terms([["a", "b"], ["b"], ["c", "c"]], np.array([1.0, 1.0, 2.0]), 2, "tag")
+    assert terms == [{"tag": "b", "weight": 0.5, "count": 2},
+                     {"tag": "c", "weight": 0.5, "count": 1}]
+
+
+def test_settings_are_checked():
+    from mmembed.ranking.ranker import RankError
+
+    with pytest.raises(RankError, match="alpha"):
+        RankSettings(alpha=1.5)
+    with pytest.raises(RankError, match="divergence"):
+        RankSettings(divergence="kl")
+    with pytest.raises(RankError, match="followers"):
+        RankSettings(followers=-3)
