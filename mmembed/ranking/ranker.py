@@ -268,11 +268,11 @@ class Ranker:
     writes files; :func:`rank` does the terminal and the outputs.
     """
 
-    def __init__(self, bundle: Bundle, model: torch.nn.Module, clusterer: Clusterer,
+    def __init__(self, bundle: Bundle, model: torch.nn.Module | None, clusterer: Clusterer,
                  cluster_names: list[str], communities: dict[str, dict], index: PostIndex,
                  image_size: int, device: torch.device):
         self.bundle = bundle
-        self.model = model
+        self._model = model
         self.clusterer = clusterer
         self.cluster_names = cluster_names
         self.communities = communities
@@ -281,8 +281,13 @@ class Ranker:
         self.device = device
 
     @classmethod
-    def from_bundle(cls, path: str | Path, device: str = "cpu", verify: bool = True) -> Ranker:
-        """Read and verify the bundle (hashes, format version), rebuild model and clusterer."""
+    def from_bundle(cls, path: str | Path, device: str = "cpu", verify: bool = True,
+                    load_weights: bool = True) -> Ranker:
+        """Read and verify the bundle (hashes, format version), rebuild model and clusterer.
+
+        ``load_weights=False`` defers rebuilding the model to the first use of :attr:`model`
+        (listing communities needs only the JSON files).
+        """
         bundle = read_bundle(path, verify=verify)
         dev = _device(device)
         try:
@@ -290,7 +295,7 @@ class Ranker:
         except (KeyError, TypeError, ValueError) as err:
             raise BundleError(f"{bundle.path / 'manifest.json'} has no datamodule.image_size "
                               "in its config; rebuild the bundle") from err
-        model = load_model(bundle, dev)
+        model = load_model(bundle, dev) if load_weights else None
         clusters = bundle.json("clusters.json")
         try:
             clusterer = load_clusterer(bundle.npz("clusters.npz"), clusters["method"])
@@ -305,6 +310,13 @@ class Ranker:
                               "rebuild the bundle") from err
         return cls(bundle, model, clusterer, names, bundle.json("communities.json"), index,
                    image_size, dev)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The JointEmbedding in eval mode (rebuilt from the bundle on first use)."""
+        if self._model is None:
+            self._model = load_model(self.bundle, self.device)
+        return self._model
 
     @property
     def k(self) -> int:
@@ -544,8 +556,8 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
     settings = RankSettings.from_cfg(cfg)
     if ranker is None:
         path = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
-        with console.status(f"loading bundle {path}"):
-            ranker = Ranker.from_bundle(path, device=settings.device)
+        with console.status(f"reading bundle {path}"):
+            ranker = Ranker.from_bundle(path, device=settings.device, load_weights=False)
     requested = cfg.get("community")
     if requested is not None and str(requested) == "list":
         print_communities(ranker, console)
@@ -565,6 +577,8 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
                     else "no similar name")
             raise RankError(f"unknown community {community!r}: {hint} Pass community=NAME from "
                             f"the list above.")
+    with console.status(f"loading the model of bundle {ranker.bundle.name}"):
+        _ = ranker.model
     images = cfg.get("images")
     if images is None:
         images = default_images(ranker.bundle)
@@ -676,7 +690,7 @@ def print_communities(ranker: Ranker, console) -> None:
     for name, c in order:
         top = ", ".join(f"{ranker.cluster_names[i].split(' · ')[0]} {c['profile'][i]:.2f}"
                         for i in c.get("top_clusters", []))
-        tags = " ".join(f"#{t}" for t, _ in c.get("top_hashtags", [])[:5])
+        tags = " ".join(f"#{t}" for t, _ in c.get("top_hashtags", [])[:3])
         table.add_row(name, c["kind"], str(c["size"]), top, tags)
     console.print(table)
 
