@@ -144,13 +144,14 @@ def build_bundle(cfg: DictConfig, model, datamodule, wandb_run=None) -> BuildRes
     cluster_cfg = cfg.cluster
     emb = embed_posts(model, datamodule, cache_dir=cfg.model.get("feature_cache_dir"))
     posts = datamodule.posts
+    clusterer = instantiate(cluster_cfg)
     fit_kwargs: dict[str, Any] = {}
-    if "LDA" in cluster_cfg._target_:
+    if clusterer.name == "lda":
         fit_kwargs["texts"] = [post_text(p) for p in posts]
-    if "DEC" in cluster_cfg._target_:
+    if clusterer.name == "dec":
         fit_kwargs.update(encoder=model.autoencoder.encoder, inputs=torch.from_numpy(emb.fused))
-    clusterer = instantiate(cluster_cfg).fit(emb.latent, **fit_kwargs)
-    if "DEC" in cluster_cfg._target_:  # DEC refined the encoder: embed again with it
+    clusterer.fit(emb.latent, **fit_kwargs)
+    if clusterer.name == "dec":  # DEC refined the encoder in place: embed again with it
         emb = embed_posts(model, datamodule, cache_dir=cfg.model.get("feature_cache_dir"))
     labels = np.asarray(clusterer.labels_)
     q = clusterer.soft_assign(emb.latent)
@@ -166,10 +167,8 @@ def build_bundle(cfg: DictConfig, model, datamodule, wandb_run=None) -> BuildRes
         weighting=cfg.communities.weighting, min_size=cfg.communities.min_size,
         predicted=emb.engagement_pred,
     )
-    chosen_k = k
-
     def make_clusterer(seed: int):
-        return instantiate(cluster_cfg, k=chosen_k, seed=seed)
+        return instantiate(cluster_cfg, k=k, seed=seed)
 
     metrics = measure(emb, labels, q_image, datamodule.split, posts, communities,
                       datamodule.corpus.truth, make_clusterer, fit_kwargs, cfg.seed)
@@ -207,9 +206,8 @@ def build_bundle(cfg: DictConfig, model, datamodule, wandb_run=None) -> BuildRes
             engagement_pred=emb.engagement_pred, q=q.astype(np.float32)),
         **index.bundle_files(),
     }
-    tokenizer_json = getattr(model.text_tower, "tokenizer_json", None)
     if model.text_tower is not None and not model.text_tower.pretrained:
-        files["tokenizer.json"] = tokenizer_json().encode()
+        files["tokenizer.json"] = model.text_tower.tokenizer_json().encode()
     pictures = draw_pictures(emb, labels, names, terms, medoids, posts, communities, cfg.seed)
     files.update(pictures)
 
