@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from mmembed.tracking import config_tree
@@ -27,6 +27,28 @@ class WandbRunIdInCheckpoint(Callback):
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 checkpoint["wandb_run_id"] = logger.version
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that starts ranking epochs only after ``min_epochs``.
+
+    The first epochs can have the lowest validation loss before the slower parts of the model
+    (the image-only path's consistency term) have learnt anything; a bundle built from them
+    would place new photos badly. Keep it equal to ``trainer.min_epochs``, so early stopping
+    cannot end training before the first candidate is saved.
+    """
+
+    def __init__(self, *args: Any, min_epochs: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.min_epochs = min_epochs
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 >= self.min_epochs:
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 >= self.min_epochs:
+            super().on_validation_end(trainer, pl_module)
 
 
 class SampleTable(Callback):

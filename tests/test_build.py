@@ -12,7 +12,8 @@ from mmembed.training import train
 TINY = [
     "data.num_posts=180", "data.image_size=32", "data.shoot_size=6",
     "datamodule.image_size=32", "datamodule.batch_size=32", "print_config=false",
-    "trainer.enable_progress_bar=false", "trainer.max_epochs=4", "logger=csv",
+    "trainer.enable_progress_bar=false", "trainer.max_epochs=4", "trainer.min_epochs=1",
+    "logger=csv",
     "model.image_tower.input_size=64",
 ]
 

@@ -13,7 +13,7 @@ from mmembed.training import train
 TINY = [
     "data.num_posts=96", "data.image_size=32", "data.shoot_size=6",
     "datamodule.image_size=32", "datamodule.batch_size=16", "print_config=false",
-    "trainer.enable_progress_bar=false",
+    "trainer.enable_progress_bar=false", "trainer.min_epochs=1",
 ]
 
 
