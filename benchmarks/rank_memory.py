@@ -18,43 +18,22 @@ plus a few suggestions per photo, so the ratio should stay near 1. Goal: <= 1.2.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _photos import bundle_photos  # benchmarks/ is on sys.path when run as a script
+
 from mmembed.bundle import newest_bundle, read_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
+
 GOAL = 1.2
-
-
-def make_photos(bundle: Path, n: int, folder: Path) -> list[Path]:
-    """``n`` copies of the bundle's post images in ``folder`` (cycled when it has fewer)."""
-    sources = []
-    with (bundle / "posts.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            path = Path(json.loads(line)["image_path"])
-            if path.is_file():
-                sources.append(path)
-            if len(sources) >= n:
-                break
-    if not sources:
-        sys.exit(f"the images of {bundle}/posts.jsonl are not on this machine; rebuild the "
-                 "bundle here with `python train.py`")
-    folder.mkdir(parents=True)
-    paths = []
-    for i in range(n):
-        src = sources[i % len(sources)]
-        paths.append(folder / f"photo_{i:05d}{src.suffix}")
-        shutil.copyfile(src, paths[-1])
-    return paths
 
 
 def peak_rss(args: list[str], cwd: Path) -> tuple[float, float, int]:
@@ -88,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rank_memory-") as tmp:
         tmp = Path(tmp)
-        large = make_photos(bundle, args.large, tmp / f"photos_{args.large}")
+        large = bundle_photos(bundle, args.large, tmp / f"photos_{args.large}")
         small_dir = tmp / f"photos_{args.small}"
         small_dir.mkdir()
         for p in large[: args.small]:

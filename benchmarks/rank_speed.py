@@ -31,7 +31,6 @@ import argparse
 import os
 import platform
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from _photos import bundle_photos  # noqa: E402  (benchmarks/ is on sys.path)
 
 from mmembed.bundle import newest_bundle  # noqa: E402
 from mmembed.ranking.ranker import (  # noqa: E402
@@ -51,31 +51,6 @@ from mmembed.ranking.ranker import (  # noqa: E402
 )
 
 GOAL = 1.3
-
-
-def bundle_photos(ranker: Ranker, n: int, folder: Path) -> list[Path]:
-    """``n`` copies of the bundle's post images in ``folder`` (cycled when it has fewer)."""
-    import json
-
-    sources = []
-    with ranker.bundle.file("posts.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            path = Path(json.loads(line)["image_path"])
-            if path.is_file():
-                sources.append(path)
-            if len(sources) >= n:
-                break
-    if not sources:
-        sys.exit(f"the images of {ranker.bundle.path}/posts.jsonl are not on this machine; "
-                 "rebuild the bundle here with `python train.py`")
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        src = sources[i % len(sources)]
-        dst = folder / f"photo_{i:05d}{src.suffix}"
-        shutil.copyfile(src, dst)
-        paths.append(dst)
-    return paths
 
 
 @torch.no_grad()
@@ -127,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     community = args.community or ranker.default_community()
     settings = RankSettings(batch_size=args.batch_size, device=args.device)
     with tempfile.TemporaryDirectory(prefix="rank_speed-") as tmp:
-        paths = bundle_photos(ranker, args.photos, Path(tmp) / "photos")
+        paths = bundle_photos(ranker.bundle.path, args.photos, Path(tmp) / "photos")
         out = Path(tmp) / "out"
         out.mkdir()
         tower_only(ranker, paths[: settings.batch_size * 2], settings)  # warm-up

@@ -63,7 +63,6 @@ from hydra.utils import instantiate  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
 from mmembed.config import compose  # noqa: E402
-from mmembed.models.features import tower_features  # noqa: E402
 from mmembed.training import setup_datamodule  # noqa: E402
 
 # key: (table label, Hydra overrides, the flag holding its step count)
@@ -124,17 +123,6 @@ def build(overrides: list[str], posts: int, cache_dir: Path, out_dir: Path):
     return cfg, model, datamodule
 
 
-def fit_start(model, datamodule) -> None:
-    """What ``JointEmbedding.on_fit_start`` does, without a Trainer: standardise the engagement
-    target on the training split and, with frozen towers, load (or compute) the cached features."""
-    train_idx = np.flatnonzero(datamodule.split == "train")
-    target = torch.as_tensor(datamodule.engagement[train_idx])
-    model.engagement_mean.fill_(float(target.mean()))
-    model.engagement_std.fill_(float(target.std().clamp_min(1e-3)))
-    if model.freeze_towers and not model._cached:
-        model._cached = tower_features(model, datamodule, cache_dir=model.feature_cache_dir)
-
-
 def optimizers(model):
     """``configure_optimizers`` unpacked into (optimizer, epoch scheduler or None)."""
     conf = model.configure_optimizers()
@@ -159,7 +147,7 @@ def bare_run(model, datamodule, steps: int, seed: int, clip: float) -> Run:
     torch.manual_seed(seed)
     start = time.perf_counter()
     model.setup("fit")
-    fit_start(model, datamodule)
+    model.prepare(datamodule)
     optimizer, scheduler = optimizers(model)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     loader = datamodule.train_dataloader()
@@ -269,7 +257,7 @@ class InMemorySteps:
         self.model = copy.deepcopy(model)
         torch.manual_seed(int(cfg.seed))
         self.model.setup("fit")
-        fit_start(self.model, datamodule)
+        self.model.prepare(datamodule)
         self.optimizer, _ = optimizers(self.model)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.clip = float(cfg.trainer.gradient_clip_val)
@@ -356,7 +344,7 @@ def main() -> None:
             log(f"{name}: setting up (data, feature cache)...")
             cfg, model, dm = build([*overrides, *args.set], args.posts, cache, Path(tmp) / "run")
             probe = copy.deepcopy(model)
-            fit_start(probe, dm)  # one-off, untimed: computes and stores the feature cache
+            probe.prepare(dm)  # one-off, untimed: computes and stores the feature cache
             del probe
             p1_rows.append(p1(name, cfg, model, dm, steps, args.rounds, Path(tmp) / "fit"))
             p2_rows += p2(name, cfg, model, dm, steps, args.rounds, args.workers,

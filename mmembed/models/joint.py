@@ -140,15 +140,19 @@ class JointEmbedding(L.LightningModule):
         self.contrastive = losses.ContrastiveLoss.from_process_group()
 
     def on_fit_start(self) -> None:
-        dm = self.trainer.datamodule
-        train_idx = np.flatnonzero(dm.split == "train")
-        target = torch.as_tensor(dm.engagement[train_idx])
+        self.prepare(self.trainer.datamodule)
+
+    def prepare(self, datamodule) -> None:
+        """Before training: standardise the engagement target on the training split and, with
+        frozen towers, load (or compute once) every post's tower features."""
+        train_idx = np.flatnonzero(datamodule.split == "train")
+        target = torch.as_tensor(datamodule.engagement[train_idx])
         self.engagement_mean.fill_(float(target.mean()))
         self.engagement_std.fill_(float(target.std().clamp_min(1e-3)))
         if self.freeze_towers and not self._cached:
             from mmembed.models.features import tower_features
 
-            self._cached = tower_features(self, dm, cache_dir=self.feature_cache_dir)
+            self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir)
 
     def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._cached:
