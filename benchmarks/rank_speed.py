@@ -66,21 +66,13 @@ def tower_only(ranker: Ranker, paths: list[Path], settings: RankSettings) -> flo
     return time.perf_counter() - start
 
 
-def rank_only(ranker: Ranker, paths: list[Path], community: str, settings: RankSettings,
-              out: Path) -> float:
+def rank_and_write(ranker: Ranker, paths: list[Path], community: str, settings: RankSettings,
+                   out: Path, report: bool) -> float:
+    """Seconds to rank ``paths`` and write CSV/JSON (and report.html with ``report``)."""
     start = time.perf_counter()
     result = ranker.rank_photos(paths, community, settings)
     result["output_dir"] = str(out)
-    write_outputs(result, out, report=False)
-    return time.perf_counter() - start
-
-
-def with_report(ranker: Ranker, paths: list[Path], community: str, settings: RankSettings,
-                out: Path) -> float:
-    start = time.perf_counter()
-    result = ranker.rank_photos(paths, community, settings)
-    result["output_dir"] = str(out)
-    write_outputs(result, out, report=True)
+    write_outputs(result, out, report=report)
     return time.perf_counter() - start
 
 
@@ -113,10 +105,11 @@ def main(argv: list[str] | None = None) -> None:
                 if arm == "tower":
                     arms[arm].append(tower_only(ranker, paths, settings))
                 else:
-                    arms[arm].append(rank_only(ranker, paths, community, settings, out))
+                    arms[arm].append(rank_and_write(ranker, paths, community, settings, out,
+                                                    report=False))
             if args.report:
-                arms["rank + report"].append(with_report(ranker, paths, community, settings,
-                                                         out))
+                arms["rank + report"].append(rank_and_write(ranker, paths, community, settings,
+                                                            out, report=True))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in arms.items()
                                                  if v), file=sys.stderr)
     per_round = {arm: [t / tw for t, tw in zip(times, arms["tower"])]

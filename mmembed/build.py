@@ -72,17 +72,12 @@ def post_text(post) -> str:
     return " ".join([post.caption or ""] + [f"#{t}" for t in post.hashtags])
 
 
-def _medoids(latent: np.ndarray, labels: np.ndarray, k: int, per_cluster: int) -> list[list[int]]:
-    """Per cluster, the members closest to the cluster's mean latent (its most typical posts)."""
-    medoids = []
-    for c in range(k):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) == 0:
-            medoids.append([])
-            continue
-        d = np.linalg.norm(latent[idx] - latent[idx].mean(axis=0), axis=1)
-        medoids.append([int(i) for i in idx[np.argsort(d)[:per_cluster]]])
-    return medoids
+def _typical(latent: np.ndarray, idx: np.ndarray, n: int) -> list[int]:
+    """The ``n`` posts among ``idx`` closest to their mean latent (the group's most typical)."""
+    if len(idx) == 0:
+        return []
+    d = np.linalg.norm(latent[idx] - latent[idx].mean(axis=0), axis=1)
+    return [int(i) for i in idx[np.argsort(d)[:n]]]
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +155,8 @@ def build_bundle(cfg: DictConfig, model, datamodule, wandb_run=None) -> BuildRes
 
     terms = cluster_terms(posts, labels, k, top_n=cfg.communities.top_terms)
     names = cluster_names(terms, n_terms=cfg.communities.name_terms)
-    medoids = _medoids(emb.latent, labels, k, cfg.communities.medoids)
+    medoids = [_typical(emb.latent, np.flatnonzero(labels == c), cfg.communities.medoids)
+               for c in range(k)]
     communities = build_communities(
         posts, q, labels, datamodule.engagement, names,
         groups=OmegaConf.to_container(cfg.communities.groups, resolve=True),
@@ -253,13 +249,15 @@ def draw_pictures(emb, labels, names, terms, medoids, posts, communities, seed) 
     from mmembed.report import pictures as pics
 
     coords, method = pics.map_2d(emb.latent, seed=seed)
+    row_of = {p.post_id: i for i, p in enumerate(posts)}
+    thumbs = {name: [posts[i].image_path for i in _typical(
+        emb.latent, np.array([row_of[m] for m in c["members"]], dtype=int), 4)]
+        for name, c in communities.items()}
     files: dict[str, Any] = {
         "pictures/map.png": lambda path: pics.plot_map(
             coords, labels, names, path, "Posts by content cluster", method),
         "pictures/communities.html": lambda path: pics.community_cards_html(
-            communities, names, path,
-            thumbs={name: [posts[i].image_path for i in _community_medoids(c, posts, emb)]
-                    for name, c in communities.items()}),
+            communities, names, path, thumbs=thumbs),
     }
     for c, name in enumerate(names):
         paths = [posts[i].image_path for i in medoids[c]]
@@ -268,16 +266,6 @@ def draw_pictures(emb, labels, names, terms, medoids, posts, communities, seed) 
         files[f"pictures/cluster_{c:02d}_terms.png"] = (
             lambda path, t=terms[c], name=name: pics.top_terms_chart(t, path, name))
     return files
-
-
-def _community_medoids(community: dict, posts, emb: Embeddings, n: int = 4) -> list[int]:
-    """The members closest to the community's mean latent."""
-    by_id = {p.post_id: i for i, p in enumerate(posts)}
-    idx = np.array([by_id[m] for m in community["members"]], dtype=int)
-    if len(idx) == 0:
-        return []
-    d = np.linalg.norm(emb.latent[idx] - emb.latent[idx].mean(axis=0), axis=1)
-    return [int(i) for i in idx[np.argsort(d)[:n]]]
 
 
 def log_build(run, target: Path, metrics: dict, pictures: dict) -> None:

@@ -21,6 +21,11 @@ def wandb_configured() -> bool:
     return any("wandb" in host for host in hosts)
 
 
+def is_wandb(logger) -> bool:
+    """Whether a Lightning logger is W&B's (checked by name, so wandb is never imported here)."""
+    return type(logger).__name__ == "WandbLogger"
+
+
 def wandb_logger(save_dir: str, project: str = "mmembed", mode: str = "auto",
                  name: str | None = None, run_id: str | None = None, **kwargs: Any):
     """A Lightning WandbLogger whose files stay inside ``save_dir`` (the run's output folder).

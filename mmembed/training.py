@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from mmembed.tracking import config_tree
+from mmembed.tracking import config_tree, is_wandb
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class WandbRunIdInCheckpoint(Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         for logger in trainer.loggers:
-            if type(logger).__name__ == "WandbLogger":
+            if is_wandb(logger):
                 checkpoint["wandb_run_id"] = logger.version
 
 
@@ -58,7 +58,7 @@ class SampleTable(Callback):
         self.rows = rows
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
+        loggers = [lg for lg in trainer.loggers if is_wandb(lg)]
         if not loggers or trainer.global_rank != 0:
             return
         import wandb
@@ -167,12 +167,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("build", True) and (trainer is None or trainer.global_rank == 0):
         from mmembed.build import build_bundle, print_summary
 
-        wandb_run = logger.experiment if type(logger).__name__ == "WandbLogger" else None
+        wandb_run = logger.experiment if is_wandb(logger) else None
         result = build_bundle(cfg, model, datamodule, wandb_run=wandb_run)
         print_summary(result)
         metrics.update({f"bundle/{k}": v for k, v in result.metrics.items()
                         if isinstance(v, int | float) and v is not None})
         objects["bundle"] = result
-    if type(logger).__name__ == "WandbLogger":
+    if is_wandb(logger):
         logger.experiment.finish()  # an offline run folder then holds every record
     return metrics, objects
