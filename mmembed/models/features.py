@@ -15,9 +15,12 @@ from safetensors.torch import load_file, save_file
 
 
 def module_hash(module: torch.nn.Module) -> str:
-    """A short hash of a module's class, parameters and buffers."""
+    """A short hash of a module's class, parameters and buffers (and its ``fingerprint()``, if it
+    has one: state that is not a tensor, such as a fitted vocabulary)."""
     h = hashlib.sha256(type(module).__qualname__.encode())
     h.update(str(getattr(module, "input_size", "")).encode())
+    if callable(getattr(module, "fingerprint", None)):
+        h.update(module.fingerprint().encode())
     for name, tensor in module.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
