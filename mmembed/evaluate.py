@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mmembed.bundle import dumps_json
@@ -57,8 +58,8 @@ from mmembed.ranking import divergence
 from mmembed.ranking.ranker import Ranker, RankError, RankSettings, resolve_bundle
 from mmembed.ranking.score import percentile_among, rank_order, score
 
-__all__ = ["EvalSettings", "dcg_at_k", "default_alpha", "evaluate", "main", "ndcg_at_k",
-           "pairwise_accuracy", "precision_at_k", "write_markdown"]
+__all__ = ["EvalSettings", "dcg_at_k", "default_alpha", "evaluate", "frozen_feature_kmeans",
+           "main", "ndcg_at_k", "pairwise_accuracy", "precision_at_k", "write_markdown"]
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
@@ -313,6 +314,54 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
         res["output_dir"] = str(target.resolve())
     log_wandb(res)
     return res
+
+
+@torch.no_grad()
+def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
+                          batch_size: int = 64, ranker: Ranker | None = None) -> dict[str, Any]:
+    """Reference clustering: k-means on the bundle's image-tower features, no learning at all.
+
+    Every post of the bundle (``posts.jsonl``) is decoded as ``rank.py`` decodes photos and
+    put through the bundle's image tower alone (for a frozen pretrained tower: the features
+    before any projection); the L2-normalised features are clustered with the project's
+    k-means (:class:`~mmembed.communities.clustering.KMeansClusterer`, fitted on all posts like
+    the bundle's own clusters) once per ``k``. Returns ``{"tower", "frozen", "held_out",
+    "by_k": {k: {"nmi", "ari"}}}`` measured on the held-out posts against their planted topic.
+    """
+    from mmembed.communities.clustering import KMeansClusterer
+    from mmembed.ranking.ranker import decode_batches
+
+    ranker = ranker or Ranker.from_bundle(bundle_path)
+    rows = []
+    with ranker.bundle.file("posts.jsonl").open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    if any(r.get("topic") is None for r in rows):
+        raise RankError(f"{ranker.bundle.path / 'posts.jsonl'} has posts without a planted topic; "
+                        "the reference needs data with truth (synthetic or tuxpaint)")
+    by_path = {str(Path(r["image_path"])): r for r in rows}
+    tower = ranker.model.image_tower
+    feats, kept, errors = [], [], []
+    for ok, images, bad in decode_batches([Path(r["image_path"]) for r in rows],
+                                          ranker.image_size, batch_size):
+        errors += bad
+        if images is not None:
+            feats.append(tower(images.to(ranker.device)).float().cpu().numpy())
+            kept += [by_path[str(p)] for p in ok]
+    if not feats:
+        raise RankError(f"none of the {len(rows)} photos of {ranker.bundle.path / 'posts.jsonl'} "
+                        f"could be read (first: {errors[0].path}: {errors[0].reason}); rebuild "
+                        "the bundle where its data is")
+    x = np.concatenate(feats)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    held = np.asarray([r.get("split") == "test" for r in kept])
+    topics = [r["topic"] for r, h in zip(kept, held) if h]
+    by_k = {}
+    for k in ks:
+        labels = np.asarray(KMeansClusterer(k=int(k), seed=seed).fit(x).labels_)
+        by_k[int(k)] = truth_metrics(labels[held], topics)
+    model_cfg = ranker.bundle.config.get("model") or {}
+    return {"tower": type(tower).__name__, "frozen": bool(model_cfg.get("freeze_towers", False)),
+            "held_out": int(held.sum()), "skipped": len(errors), "by_k": by_k}
 
 
 def _fmt(v: Any) -> str:

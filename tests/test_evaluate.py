@@ -11,6 +11,7 @@ from mmembed.config import compose
 from mmembed.evaluate import (
     EvalSettings,
     evaluate,
+    frozen_feature_kmeans,
     main,
     ndcg_at_k,
     pairwise_accuracy,
@@ -100,3 +101,14 @@ def test_settings_are_validated():
         EvalSettings(alphas=(0.0, 1.5))
     with pytest.raises(Exception, match="divergence"):
         EvalSettings(divergence="euclid")
+
+
+def test_frozen_feature_kmeans_reference(bundle):
+    ref = frozen_feature_kmeans(bundle, [2, 3], seed=0)
+    assert ref["tower"] == "EfficientNetLite0Tower" and ref["frozen"] is True
+    assert ref["held_out"] > 0 and ref["skipped"] == 0
+    assert set(ref["by_k"]) == {2, 3}
+    for metrics in ref["by_k"].values():
+        assert 0.0 <= metrics["nmi"] <= 1.0 and -1.0 <= metrics["ari"] <= 1.0
+    # the same bundle, same seed: the same reference
+    assert frozen_feature_kmeans(bundle, [3], seed=0)["by_k"][3] == ref["by_k"][3]
