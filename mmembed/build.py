@@ -95,7 +95,10 @@ def measure(emb: Embeddings, labels: np.ndarray, q_image: np.ndarray, split: np.
       the cluster of their full post;
     - with planted topics: ``nmi``/``ari`` of the clusters, ``image_only_nmi`` on held-out
       photos, and ``profile_tv`` (mean total-variation error of account profiles against the
-      planted account mixtures).
+      planted account mixtures); ``profile_tv_shares``, the same against the topic shares each
+      account actually posted (the error of the clustering and soft assignment alone), and
+      ``profile_tv_sampling``, those shares against the planted mixtures (the part of
+      ``profile_tv`` that comes from an account's finite sample of posts, not from the model).
     """
     metrics: dict[str, Any] = dict(cluster_metrics_mod.cluster_metrics(emb.latent, labels, seed))
     metrics["stability_ari"] = cluster_metrics_mod.stability(make_clusterer, emb.latent,
@@ -116,7 +119,22 @@ def measure(emb: Embeddings, labels: np.ndarray, q_image: np.ndarray, split: np.
             tv = cluster_metrics_mod.profile_tv_error(profiles, mixtures, labels, topics)
             metrics["profile_tv"] = tv["mean"]
             metrics["profile_tv_max"] = tv["max"]
+            shares = topic_shares(posts, profiles)
+            metrics["profile_tv_shares"] = cluster_metrics_mod.profile_tv_error(
+                profiles, shares, labels, topics)["mean"]
+            metrics["profile_tv_sampling"] = float(np.mean([
+                0.5 * sum(abs(shares[a].get(t, 0.0) - w) for t, w in mixtures[a].items())
+                for a in profiles]))
     return _finite(metrics)
+
+
+def topic_shares(posts, accounts) -> dict[str, dict[str, float]]:
+    """Each account's share of its posts per planted topic (what it actually posted)."""
+    counts: dict[str, dict[str, float]] = {a: {} for a in accounts}
+    for p in posts:
+        if p.account in counts:
+            counts[p.account][p.topic] = counts[p.account].get(p.topic, 0.0) + 1.0
+    return {a: {t: n / sum(c.values()) for t, n in c.items()} for a, c in counts.items() if c}
 
 
 def bundle_name(cfg: DictConfig) -> str:

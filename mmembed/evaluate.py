@@ -15,7 +15,9 @@ assignment ``q`` → predicted engagement). Measured:
     share of held-out posts whose image-only cluster equals their full-post cluster.
 ``profile_tv``, ``profile_tv_max``
     total-variation error of the community profiles against the planted mixtures, copied from
-    the bundle's build metrics.
+    the bundle's build metrics (``profile_tv_shares``: against the topic shares each account
+    actually posted; ``profile_tv_sampling``: those shares against the planted mixtures, the
+    part no model can remove; see :func:`mmembed.build.measure`).
 ``engagement_src``
     Spearman rank correlation of the image-only predicted engagement with the actual
     engagement (``engagement_src_full``: the same for the full-post prediction of the build).
@@ -256,6 +258,8 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     build = ranker.bundle.metrics
     res["profile_tv"] = build.get("profile_tv")
     res["profile_tv_max"] = build.get("profile_tv_max")
+    res["profile_tv_shares"] = build.get("profile_tv_shares")
+    res["profile_tv_sampling"] = build.get("profile_tv_sampling")
     res["engagement_src"] = _spearman(pred, actual)
     full_pred = [p.get("engagement_pred") for p in posts]
     res["engagement_src_full"] = (_spearman(np.asarray(full_pred, dtype=np.float64), actual)
@@ -380,7 +384,8 @@ def write_markdown(res: dict[str, Any], path: str | Path) -> None:
              f"image-only photos; {len(res['communities'])} account communities.", "",
              "| metric | value |", "|---|---|"]
     for key in ("nmi", "ari", "image_only_nmi", "image_only_ari", "image_only_agreement",
-                "profile_tv", "profile_tv_max", "engagement_src", "engagement_src_full",
+                "profile_tv", "profile_tv_max", "profile_tv_shares", "profile_tv_sampling",
+                "engagement_src", "engagement_src_full",
                 "pairwise_accuracy", f"ndcg@{k}", f"precision@{k}"):
         lines.append(f"| {key} | {_fmt(res.get(key))} |")
     b = res["baselines"]

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from mmembed.build import topic_shares
 from mmembed.bundle import read_bundle
 from mmembed.config import compose
 from mmembed.training import train
@@ -43,6 +44,13 @@ def test_train_ends_with_a_complete_bundle(trained, capsys):
                 "image_only_agreement", "image_only_nmi"):
         assert key in manifest["metrics"], key
     assert 0.0 <= manifest["metrics"]["nmi"] <= 1.0
+    m = manifest["metrics"]
+    for key in ("profile_tv", "profile_tv_shares", "profile_tv_sampling"):
+        assert 0.0 <= m[key] <= 1.0, key
+    # TV is a metric: the error against the plan is at most the model's error against what was
+    # posted plus the sampling error of what was posted against the plan (per account, so also
+    # on average)
+    assert m["profile_tv"] <= m["profile_tv_shares"] + m["profile_tv_sampling"] + 1e-9
     assert metrics["bundle/k"] == k
     clusters = bundle.json("clusters.json")
     assert len(clusters["clusters"]) == k and all(c["name"] for c in clusters["clusters"])
@@ -73,3 +81,11 @@ def test_rebuild_from_checkpoint_with_another_method_needs_no_training(trained, 
 def test_build_only_without_a_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="ckpt_path"):
         train(_cfg(tmp_path, "build_only=true"))
+
+
+def test_topic_shares_are_what_each_account_posted():
+    from types import SimpleNamespace as P
+
+    posts = [P(account="a", topic="x"), P(account="a", topic="x"), P(account="a", topic="y"),
+             P(account="b", topic="y"), P(account="c", topic="x")]
+    assert topic_shares(posts, ["a", "b"]) == {"a": {"x": 2 / 3, "y": 1 / 3}, "b": {"y": 1.0}}
