@@ -398,3 +398,53 @@ def test_scaled_kernel_does_not_depend_on_the_latent_scale(method, blobs):
                                atol=1e-6)
     # a raw (unscaled) Cauchy kernel would flatten out on the small latents
     assert small.soft_assign(latent).max(axis=1).mean() > 0.8
+
+
+def test_multivariate_kernel_formula():
+    z = np.zeros((1, 2))
+    centroids = np.array([[1.0, 0.0], [0.0, 2.0]])  # squared distances 1 and 4, d = 2
+    # exponent (alpha + d)/2 = 1.5 at alpha = 1, per-dimension scale 1
+    a, b = (1 + 1) ** -1.5, (1 + 4) ** -1.5
+    np.testing.assert_allclose(student_t_soft_assign(z, centroids, alpha=1.0,
+                                                     kernel="multivariate"),
+                               [[a / (a + b), b / (a + b)]])
+    with pytest.raises(ValueError, match="kernel"):
+        student_t_soft_assign(z, centroids, kernel="gaussian")
+    with pytest.raises(ValueError, match="kernel"):
+        KMeansClusterer(k=2, kernel="gaussian")
+
+
+@pytest.mark.parametrize("method", ["kmeans", "pam"])
+def test_multivariate_kernel_profiles_count_well_separated_clusters(method):
+    """In a 32-d latent with clusters ~2 radii apart (no post is ever assigned across), the mean
+    q of a group must equal its share of posts per cluster. DEC's 1-d kernel smears it."""
+    rng = np.random.default_rng(0)
+    k, dim, per = 6, 32, 150
+    centers = rng.normal(size=(k, dim)) * 1.8  # centres ≈ 14 apart, radius √32 ≈ 5.7
+    truth = np.repeat(np.arange(k), per)
+    latent = (centers[truth] + rng.normal(size=(k * per, dim))).astype(np.float32)
+    group = rng.random(k * per) < np.where(truth == 0, 0.8, 0.05)  # a community of mostly topic 0
+    shares = {}
+    for kernel in ("multivariate", "dec"):
+        c = make_clusterer(method, k=k, seed=0, alpha=5.0, kernel=kernel).fit(latent)
+        assert truth_metrics(c.labels_, truth)["nmi"] > 0.99
+        counts = np.bincount(c.labels_[group], minlength=k) / group.sum()
+        profile = c.soft_assign(latent[group]).mean(axis=0)
+        shares[kernel] = 0.5 * np.abs(profile - counts).sum()
+    assert shares["multivariate"] < 0.02
+    assert shares["dec"] > 5 * shares["multivariate"]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "pam"])
+def test_multivariate_kernel_is_scale_free_and_round_trips(method, blobs, tmp_path):
+    latent = blobs[0]
+    small = make_clusterer(method, k=N_TOPICS, seed=0, kernel="multivariate").fit(latent)
+    big = make_clusterer(method, k=N_TOPICS, seed=0, kernel="multivariate").fit(latent * 100.0)
+    np.testing.assert_allclose(small.soft_assign(latent), big.soft_assign(latent * 100.0),
+                               atol=1e-6)
+    arrays, params = small.state()
+    assert params["config"]["kernel"] == "multivariate"
+    np.savez(tmp_path / "c.npz", **arrays)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as loaded:
+        again = load_clusterer(dict(loaded), json.loads(json.dumps(params)))
+    np.testing.assert_allclose(again.soft_assign(latent), small.soft_assign(latent))

@@ -9,8 +9,7 @@ import torch
 from mmembed.bundle import read_bundle
 from mmembed.config import compose
 from mmembed.evaluate import EvalSettings, evaluate
-from mmembed.models.seed import BagOfWordsTower, ImageNetTagTower, words
-from mmembed.models.towers import imagenet_classes
+from mmembed.models.towers import BagOfWordsTower, ImageNetTagTower, imagenet_classes, words
 from mmembed.ranking.ranker import Ranker, load_model
 from mmembed.training import train
 

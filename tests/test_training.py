@@ -103,3 +103,13 @@ def test_nan_loss_stops_with_the_step(tmp_path):
     }
     with pytest.raises(FloatingPointError, match="step 0"):
         model.training_step(batch, 0)
+
+
+def test_projection_dropout_reaches_both_heads(tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = tiny_cfg(tmp_path, "+experiment=scratch_clip", "model.proj_dropout=0.3")
+    model = instantiate(cfg.model)
+    for head in (model.proj_image, model.proj_text):
+        rates = [m.p for m in head.modules() if isinstance(m, torch.nn.Dropout)]
+        assert rates == [0.3]

@@ -38,6 +38,21 @@ Methods (``method`` name → class):
 with α = 1 by default (a Cauchy kernel). Its heavy tails keep q informative far from every
 centroid, and a photo very far from all of them gets a nearly uniform q rather than an
 arbitrary one-hot. It is computed in log space, so q is finite for any finite latent.
+
+That kernel (``kernel="dec"``) is the one-dimensional t density applied to the distance: it
+ignores the latent's dimension d. In d dimensions a post lies about one cluster radius r from
+its own centroid *and* about √(r² + D²) from a centroid D away, so in units of r the ratio of
+the kernel values stays small, and q comes out soft (max q ≈ 0.5 for six clusters at
+D ≈ 1.7 r in 32-d) even for clusters that never swap a post. ``kmeans`` and ``pam`` therefore
+offer ``kernel="multivariate"``: the density of the d-dimensional Student-t with per-dimension
+scale σ (``scaled``: σ = r/√d, the clusters' pooled within-cluster standard deviation)::
+
+    q_ij ∝ (1 + ‖z_i − μ_j‖² / (α σ²))^(−(α+d)/2)
+
+i.e. q is the posterior of an equal-weight mixture of isotropic t distributions centred on the
+centroids (α → ∞: the Gaussian mixture posterior). It is as sharp as the clusters are
+separated, whatever d is, so a community profile (the mean q of its posts) counts its posts'
+clusters rather than smearing them. DEC keeps its own kernel (its loss is defined on it).
 """
 
 from __future__ import annotations
@@ -113,27 +128,46 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- shared pieces
 
-def student_t_soft_assign(latent: np.ndarray, centroids: np.ndarray,
-                          alpha: float = 1.0, scale: float = 1.0) -> np.ndarray:
-    """Soft assignment of latents to centroids by the Student-t kernel (DEC, eq. 1).
+KERNELS = ("dec", "multivariate")
 
-    q_ij ∝ (1 + ‖z_i − μ_j‖²/(α s²))^(−(α+1)/2), normalised over j, with ``scale`` s the unit of
-    distance (DEC uses s = 1 on a latent trained for the kernel). Computed in float64 and in log
-    space (log q = −(α+1)/2 · log1p(d²/α), then a log-sum-exp normalisation), so every row is
-    finite and sums to 1 even for latents far from all centroids. Returns float64 [n, K].
+
+def student_t_soft_assign(latent: np.ndarray, centroids: np.ndarray,
+                          alpha: float = 1.0, scale: float = 1.0,
+                          kernel: str = "dec") -> np.ndarray:
+    """Soft assignment of latents to centroids by a Student-t kernel.
+
+    ``kernel="dec"`` (DEC, eq. 1): q_ij ∝ (1 + ‖z_i − μ_j‖²/(α s²))^(−(α+1)/2), normalised over
+    j, with ``scale`` s the unit of distance (DEC uses s = 1 on a latent trained for the kernel).
+
+    ``kernel="multivariate"``: the d-dimensional Student-t density with per-dimension scale s,
+    q_ij ∝ (1 + ‖z_i − μ_j‖²/(α s²))^(−(α+d)/2) with d the latent's dimension: the posterior of
+    an equal-weight isotropic t mixture (see the module docstring).
+
+    Computed in float64 and in log space (log q = −e · log1p(d²/(α s²)), then a log-sum-exp
+    normalisation), so every row is finite and sums to 1 even for latents far from all
+    centroids. Returns float64 [n, K].
     """
     if alpha <= 0:
         raise ValueError(f"alpha (Student-t degrees of freedom) must be > 0, got {alpha}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     z = np.asarray(latent, dtype=np.float64)
     mu = np.asarray(centroids, dtype=np.float64)
     d2 = (z * z).sum(1)[:, None] + (mu * mu).sum(1)[None, :] - 2.0 * (z @ mu.T)
     np.maximum(d2, 0.0, out=d2)
-    logits = -0.5 * (alpha + 1.0) * np.log1p(d2 / (alpha * scale * scale))
+    dof = alpha + (z.shape[1] if kernel == "multivariate" else 1.0)
+    logits = -0.5 * dof * np.log1p(d2 / (alpha * scale * scale))
     if logits.shape[0]:
         logits -= logits.max(axis=1, keepdims=True)
     q = np.exp(logits)
     q /= q.sum(axis=1, keepdims=True)
     return q
+
+
+def kernel_scale(radius: float, dim: int, kernel: str) -> float:
+    """The kernel's unit of distance for clusters of RMS ``radius`` in ``dim`` dimensions: the
+    radius itself for ``dec``, the per-dimension standard deviation r/√d for ``multivariate``."""
+    return radius / math.sqrt(dim) if kernel == "multivariate" else radius
 
 
 def cluster_radius(x: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> float:
@@ -356,10 +390,13 @@ class KMeansClusterer(Clusterer):
 
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
                  seed: int = 0, n_init: int = 5, max_iter: int = 50, spherical: bool = False,
-                 alpha: float = 1.0, scaled: bool = True, init: str = "k-means++"):
+                 alpha: float = 1.0, scaled: bool = True, init: str = "k-means++",
+                 kernel: str = "dec"):
         super().__init__(k, k_range=k_range, seed=seed)
         if init not in ("k-means++", "random"):
             raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if n_init < 1 or max_iter < 1 or alpha <= 0:
             raise ValueError(f"need n_init ≥ 1, max_iter ≥ 1 and alpha > 0, got "
                              f"n_init={n_init}, max_iter={max_iter}, alpha={alpha}")
@@ -369,10 +406,12 @@ class KMeansClusterer(Clusterer):
         self.alpha = float(alpha)
         self.scaled = bool(scaled)
         self.init = init
+        self.kernel = kernel
 
     def _config(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "max_iter": self.max_iter, "spherical": self.spherical,
-                "alpha": self.alpha, "scaled": self.scaled, "init": self.init}
+                "alpha": self.alpha, "scaled": self.scaled, "init": self.init,
+                "kernel": self.kernel}
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         return _normalize_rows(x) if self.spherical else x
@@ -390,14 +429,16 @@ class KMeansClusterer(Clusterer):
                           min_points_per_centroid=1, init_method=init_method, verbose=False)
         km.train(x)
         centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
-        labels = student_t_soft_assign(x, centroids, self.alpha).argmax(axis=1)
-        scale = cluster_radius(x, centroids, labels) if self.scaled else 1.0
+        labels = student_t_soft_assign(x, centroids, self.alpha).argmax(axis=1)  # nearest
+        scale = (kernel_scale(cluster_radius(x, centroids, labels), d, self.kernel)
+                 if self.scaled else 1.0)
         return SimpleNamespace(centroids_=centroids, labels_=labels, n_clusters_=k, scale_=scale,
                                max_points_per_centroid_=max_points,
                                train_objective_=float(km.obj[-1]))
 
     def _soft_assign(self, x: np.ndarray) -> np.ndarray:
-        return student_t_soft_assign(self._prepare(x), self.centroids_, self.alpha, self.scale_)
+        return student_t_soft_assign(self._prepare(x), self.centroids_, self.alpha, self.scale_,
+                                     self.kernel)
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return {"centroids": self.centroids_, "scale": np.array([self.scale_])}
@@ -503,10 +544,12 @@ class PAMClusterer(Clusterer):
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
                  seed: int = 0, max_iter: int = 100, init: str = "build",
                  max_points: int = 20000, alpha: float = 1.0, scaled: bool = True,
-                 n_cpu: int = 1):
+                 n_cpu: int = 1, kernel: str = "dec"):
         super().__init__(k, k_range=k_range, seed=seed)
         if init not in ("build", "random", "first"):
             raise ValueError(f"init must be build, random or first, got {init!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if max_points < 2 or alpha <= 0:
             raise ValueError(f"need max_points ≥ 2 and alpha > 0, got {max_points}, {alpha}")
         self.max_iter = int(max_iter)
@@ -515,10 +558,12 @@ class PAMClusterer(Clusterer):
         self.alpha = float(alpha)
         self.scaled = bool(scaled)
         self.n_cpu = int(n_cpu)
+        self.kernel = kernel
 
     def _config(self) -> dict[str, Any]:
         return {"max_iter": self.max_iter, "init": self.init, "max_points": self.max_points,
-                "alpha": self.alpha, "scaled": self.scaled, "n_cpu": self.n_cpu}
+                "alpha": self.alpha, "scaled": self.scaled, "n_cpu": self.n_cpu,
+                "kernel": self.kernel}
 
     def fit(self, latent: np.ndarray, *, texts: list[str] | None = None,
             encoder: torch.nn.Module | None = None,
@@ -544,8 +589,9 @@ class PAMClusterer(Clusterer):
                                         random_state=self.seed, n_cpu=self.n_cpu)
             medoid_indices = rows[np.asarray(result.medoids, dtype=np.int64)]
             medoids = np.ascontiguousarray(x[medoid_indices])
-            labels = student_t_soft_assign(x, medoids, self.alpha).argmax(axis=1)
-            scale = cluster_radius(x, medoids, labels) if self.scaled else 1.0
+            labels = student_t_soft_assign(x, medoids, self.alpha).argmax(axis=1)  # nearest
+            scale = (kernel_scale(cluster_radius(x, medoids, labels), x.shape[1], self.kernel)
+                     if self.scaled else 1.0)
             return SimpleNamespace(medoids_=medoids, medoid_indices_=medoid_indices,
                                    labels_=labels, n_clusters_=k, scale_=scale,
                                    loss_=float(result.loss))
@@ -554,7 +600,7 @@ class PAMClusterer(Clusterer):
         return self
 
     def _soft_assign(self, x: np.ndarray) -> np.ndarray:
-        return student_t_soft_assign(x, self.medoids_, self.alpha, self.scale_)
+        return student_t_soft_assign(x, self.medoids_, self.alpha, self.scale_, self.kernel)
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return {"medoids": self.medoids_, "medoid_indices": self.medoid_indices_,
