@@ -165,6 +165,97 @@ def test_freeze_survives_train_mode():
     assert freeze(tower) is tower and len(tower._forward_pre_hooks) == 1
 
 
+# ------------------------------------------------------------------------------- photo statistics
+def _stat(stats: torch.Tensor, name: str) -> torch.Tensor:
+    return stats[:, towers.PHOTO_STATS_NAMES.index(name)]
+
+
+def test_photo_statistics_shape_range_determinism():
+    images = torch.cat([_sample_photos()[:, :, :240, :320], torch.rand(2, 3, 240, 320)])
+    stats = towers.photo_statistics(images)
+    assert stats.shape == (4, towers.N_PHOTO_STATS) == (4, len(towers.PHOTO_STATS_NAMES))
+    assert 35 <= towers.N_PHOTO_STATS <= 50
+    assert torch.isfinite(stats).all()
+    assert stats.min() >= 0 and stats.max() <= 2.0  # roughly unit range
+    assert torch.equal(stats, towers.photo_statistics(images.clone()))
+    # Computed on a fixed thumbnail: the input size barely matters.
+    big = F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(towers.photo_statistics(big), stats, atol=0.05)
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        towers.photo_statistics(torch.rand(3, 32, 32))
+
+
+def test_photo_statistics_known_values():
+    grey = torch.full((1, 3, 50, 70), 0.5)
+    stats = towers.photo_statistics(grey)
+    for name in ("saturation_mean", "saturation_std", "colourfulness", "luminance_std",
+                 "sharpness", "shadow_clipping", "highlight_clipping"):
+        assert _stat(stats, name).abs().item() < 1e-5, name
+    assert _stat(stats, "luminance_mean").item() == pytest.approx(0.5, abs=1e-5)
+    assert all(_stat(stats, f"{c}_mean").item() == pytest.approx(0.5, abs=1e-5)
+               for c in ("red", "green", "blue"))
+    # Brighter image → higher luminance; pure red → saturated, colourful, red-heavy.
+    dark, bright = towers.photo_statistics(torch.stack([grey[0] * 0.4, grey[0] * 1.6]))
+    assert bright[0] > dark[0]
+    red = torch.zeros(1, 3, 32, 32)
+    red[:, 0] = 1.0
+    red_stats = towers.photo_statistics(red)
+    assert _stat(red_stats, "saturation_mean").item() == pytest.approx(1.0, abs=1e-5)
+    assert _stat(red_stats, "colourfulness").item() > 0.5
+    assert _stat(red_stats, "red_mean").item() == pytest.approx(1.0, abs=1e-5)
+    assert _stat(towers.photo_statistics(torch.zeros(1, 3, 8, 8)), "shadow_clipping").item() == 1
+    # Composition: a bright top half shows in the top rows of the luminance grid only.
+    half = torch.zeros(1, 3, 64, 64)
+    half[:, :, :32] = 1.0
+    grid = towers.photo_statistics(half)[0, 11:27].view(4, 4)
+    assert torch.allclose(grid[:2], torch.ones(2, 4), atol=1e-4)
+    assert torch.allclose(grid[2:], torch.zeros(2, 4), atol=1e-4)
+    # Sharp detail (a checkerboard) is sharper than a smooth gradient.
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float()
+    checker = checker.expand(1, 3, 64, 64)
+    ramp = torch.linspace(0, 1, 64).expand(1, 3, 64, 64)
+    assert (_stat(towers.photo_statistics(checker), "sharpness")
+            > 10 * _stat(towers.photo_statistics(ramp), "sharpness")).all()
+
+
+def test_photo_statistics_uint8_matches_float():
+    pixels = torch.randint(0, 256, (2, 3, 48, 48), dtype=torch.uint8)
+    assert torch.allclose(towers.photo_statistics(pixels),
+                          towers.photo_statistics(pixels.float() / 255), atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SmallCNNTower(width=8, out_dim=32, input_size=32, photo_stats=ps),
+    lambda ps: EfficientNetLite0Tower(pretrained=False, input_size=64, photo_stats=ps),
+    lambda ps: towers.ImageNetTagTower(pretrained=False, input_size=64, photo_stats=ps),
+    lambda ps: TorchvisionTower("resnet18", input_size=64, photo_stats=ps),
+], ids=["small_cnn", "efficientnet_lite0", "imagenet_tags", "resnet18"])
+def test_image_tower_photo_stats(make):
+    from mmembed.models.features import module_hash
+
+    plain, with_stats = make(False).eval(), make(True).eval()
+    # No extra weights: the same state dict loads strictly into both.
+    with_stats.load_state_dict(plain.state_dict(), strict=True)
+    assert with_stats.out_dim == plain.out_dim + towers.N_PHOTO_STATS
+    assert with_stats.feature_dim == plain.out_dim == plain.feature_dim
+    assert "out_dim" in vars(with_stats)  # per instance, never the class attribute
+    images = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        base, out = plain(images), with_stats(images)
+        out_u8 = with_stats(torch.randint(0, 256, (1, 3, 20, 20), dtype=torch.uint8))
+    assert out.shape == (2, with_stats.out_dim) and out_u8.shape == (1, with_stats.out_dim)
+    assert torch.allclose(out[:, :plain.out_dim], base, atol=1e-6)
+    assert torch.allclose(out[:, plain.out_dim:], towers.photo_statistics(images))
+    # The frozen-feature cache tells the two apart.
+    assert module_hash(with_stats) != module_hash(plain)
+
+
+def test_photo_stats_config_instantiates():
+    cfg = OmegaConf.load(CONF / "image_tower" / "small_cnn.yaml")
+    cfg.photo_stats = True
+    assert instantiate(cfg).out_dim == 256 + towers.N_PHOTO_STATS
+
+
 # ------------------------------------------------------------------------------------- text towers
 @pytest.fixture(scope="module")
 def minilm():
@@ -286,3 +377,26 @@ def test_tower_configs_match_constructors(path):
 def test_cheap_configs_instantiate(name, out_dim):
     tower = instantiate(OmegaConf.load(CONF / f"{name}.yaml"))
     assert tower.out_dim == out_dim
+
+
+def test_compute_features_leaves_random_state_alone():
+    """A feature-cache miss must not shift the training RNG (a DataLoader draws a seed)."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from mmembed.models.features import compute_features
+
+    tower = SmallCNNTower(width=8, out_dim=16, input_size=32, photo_stats=True).eval()
+    model = SimpleNamespace(image_tower=tower, text_tower=None, device=torch.device("cpu"),
+                            training=False, eval=lambda: None, train=lambda mode=True: None)
+    images = torch.rand(5, 3, 32, 32)
+    data = [{"image": images[i], "index": torch.tensor(i)} for i in range(5)]
+    loader = DataLoader(data, batch_size=2, shuffle=True)
+    torch.manual_seed(0)
+    out = compute_features(model, loader)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))
+    with torch.no_grad():
+        assert torch.allclose(out["image"], tower(images), atol=1e-5)  # rows in index order

@@ -16,9 +16,13 @@ from safetensors.torch import load_file, save_file
 
 def module_hash(module: torch.nn.Module) -> str:
     """A short hash of a module's class, parameters and buffers (and its ``fingerprint()``, if it
-    has one: state that is not a tensor, such as a fitted vocabulary)."""
+    has one: state that is not a tensor, such as a fitted vocabulary), plus the options that
+    change its output without changing its weights (``input_size``, ``photo_stats``)."""
     h = hashlib.sha256(type(module).__qualname__.encode())
     h.update(str(getattr(module, "input_size", "")).encode())
+    if getattr(module, "photo_stats", False):
+        # Only when on, so caches written before the option existed stay valid.
+        h.update(b"photo_stats")
     if callable(getattr(module, "fingerprint", None)):
         h.update(module.fingerprint().encode())
     for name, tensor in module.state_dict().items():
@@ -29,16 +33,21 @@ def module_hash(module: torch.nn.Module) -> str:
 
 @torch.no_grad()
 def compute_features(model, loader) -> dict[str, torch.Tensor]:
-    """Run the (frozen) towers over ``loader`` in order; rows follow ``batch["index"]``."""
+    """Run the (frozen) towers over ``loader`` in order; rows follow ``batch["index"]``.
+
+    The global CPU random state is left as it was (iterating a DataLoader draws a seed from it),
+    so a run that computes the features trains exactly like one that reads them from the cache.
+    """
     image, text, index = [], [], []
     was_training = model.training
     model.eval()
-    for batch in loader:
-        image.append(model.image_tower(batch["image"].to(model.device)).cpu())
-        if model.text_tower is not None:
-            tokens = {k: v.to(model.device) for k, v in batch["tokens"].items()}
-            text.append(model.text_tower(tokens).cpu())
-        index.append(batch["index"])
+    with torch.random.fork_rng(devices=[]):
+        for batch in loader:
+            image.append(model.image_tower(batch["image"].to(model.device)).cpu())
+            if model.text_tower is not None:
+                tokens = {k: v.to(model.device) for k, v in batch["tokens"].items()}
+                text.append(model.text_tower(tokens).cpu())
+            index.append(batch["index"])
     model.train(was_training)
     order = torch.argsort(torch.cat(index))
     out = {"image": torch.cat(image)[order].contiguous()}

@@ -89,22 +89,116 @@ def _load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
+# ----------------------------------------------------------------------------- photo statistics
+#: The side of the square thumbnail :func:`photo_statistics` works on.
+PHOTO_STATS_SIZE = 64
+#: The grid (``PHOTO_STATS_GRID`` × ``PHOTO_STATS_GRID`` cells) of the composition features.
+PHOTO_STATS_GRID = 4
+#: Names of :func:`photo_statistics`' columns, in order.
+PHOTO_STATS_NAMES: tuple[str, ...] = (
+    "luminance_mean", "luminance_std", "saturation_mean", "saturation_std", "colourfulness",
+    "red_mean", "green_mean", "blue_mean", "sharpness", "shadow_clipping", "highlight_clipping",
+    *(f"luminance_grid_{r}{c}" for r in range(PHOTO_STATS_GRID) for c in range(PHOTO_STATS_GRID)),
+    *(f"saturation_grid_{r}{c}" for r in range(PHOTO_STATS_GRID) for c in range(PHOTO_STATS_GRID)),
+)
+#: How many values :func:`photo_statistics` gives per image.
+N_PHOTO_STATS = len(PHOTO_STATS_NAMES)
+
+
+def _as_float_images(images: Tensor) -> Tensor:
+    """``[B, 3, H, W]`` images as floats in [0, 1] (uint8 scaled by 1/255); checks the shape."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape [B, 3, H, W], got {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    if not images.is_floating_point():
+        return images.float()
+    return images
+
+
+def photo_statistics(images: Tensor) -> Tensor:
+    """Classic photo-quality statistics ``[B, N_PHOTO_STATS]`` of RGB images in [0, 1].
+
+    The hand-crafted global features of photo aesthetics and engagement work (exposure, colour,
+    sharpness, composition; e.g. Datta et al. 2006, Ke et al. 2006, Khosla et al. 2014), which
+    pooled CNN features keep only partly: global average pooling of an ImageNet classifier is
+    built to be invariant to exactly these. Computed on a ``PHOTO_STATS_SIZE`` px square
+    thumbnail (bilinear, antialiased), so they are cheap and do not depend on the input size.
+    Pure torch, no parameters; uint8 images are accepted (scaled by 1/255).
+
+    Columns (:data:`PHOTO_STATS_NAMES`), each scaled to roughly [0, 1]:
+
+    - luminance (Rec. 601 luma) mean and 2 × standard deviation (brightness, global contrast);
+    - HSV saturation mean and 2 × standard deviation;
+    - Hasler–Süsstrunk colourfulness (2003) on the [0, 1] scale, × 2
+      (``σ_rgyb + 0.3 μ_rgyb`` with ``rg = R − G``, ``yb = (R + G) / 2 − B``);
+    - mean R, G, B (colour cast / warmth);
+    - sharpness: 4 × mean absolute Laplacian of the luminance (focus, texture);
+    - shadow and highlight clipping: fraction of pixels with luminance < 0.05 / > 0.95;
+    - composition: luminance and saturation means of each cell of a
+      ``PHOTO_STATS_GRID`` × ``PHOTO_STATS_GRID`` grid, row-major.
+    """
+    x = _as_float_images(images)
+    size = (PHOTO_STATS_SIZE, PHOTO_STATS_SIZE)
+    if x.shape[-2:] != size:
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    x = x.clamp(0.0, 1.0)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b                                 # [B, S, S]
+    high, low = x.amax(1), x.amin(1)
+    sat = torch.where(high > 0, (high - low) / high.clamp_min(1e-6), torch.zeros_like(high))
+
+    def mean_std(t: Tensor) -> tuple[Tensor, Tensor]:
+        flat = t.flatten(1)
+        return flat.mean(1), flat.std(1, unbiased=False)
+
+    luma_mean, luma_std = mean_std(luma)
+    sat_mean, sat_std = mean_std(sat)
+    rg_mean, rg_std = mean_std(r - g)
+    yb_mean, yb_std = mean_std(0.5 * (r + g) - b)
+    colourfulness = (rg_std.square() + yb_std.square()).sqrt() \
+        + 0.3 * (rg_mean.square() + yb_mean.square()).sqrt()
+    laplace = luma.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+    lap = F.conv2d(F.pad(luma[:, None], (1, 1, 1, 1), mode="replicate"), laplace.view(1, 1, 3, 3))
+    sharpness = lap.abs().flatten(1).mean(1)
+    shadows = (luma < 0.05).to(x.dtype).flatten(1).mean(1)
+    highlights = (luma > 0.95).to(x.dtype).flatten(1).mean(1)
+    grid = PHOTO_STATS_GRID
+    luma_grid = F.adaptive_avg_pool2d(luma[:, None], grid).flatten(1)
+    sat_grid = F.adaptive_avg_pool2d(sat[:, None], grid).flatten(1)
+    scalars = torch.stack([
+        luma_mean, 2 * luma_std, sat_mean, 2 * sat_std, 2 * colourfulness,
+        r.flatten(1).mean(1), g.flatten(1).mean(1), b.flatten(1).mean(1),
+        4 * sharpness, shadows, highlights,
+    ], dim=1)
+    return torch.cat([scalars, luma_grid, sat_grid], dim=1)
+
+
 # ------------------------------------------------------------------------------------ image towers
 class ImageTower(nn.Module):
     """Base class: ``forward(images[B,3,H,W] in [0,1]) -> features[B, out_dim]``.
 
-    Subclasses set ``out_dim``, ``input_size``, the normalisation statistics and implement
-    :meth:`features` on the normalised ``input_size`` × ``input_size`` batch.
+    Subclasses set ``out_dim`` (the size of :meth:`features`), ``input_size``, the normalisation
+    statistics and implement :meth:`features` on the normalised ``input_size`` × ``input_size``
+    batch.
+
+    ``photo_stats=True`` appends :func:`photo_statistics` (``N_PHOTO_STATS`` classic
+    exposure/colour/sharpness/composition values, computed from the raw images) to the
+    features: ``forward`` gives ``cat([features(preprocess(images)), photo_statistics(images)])``
+    and ``out_dim`` grows by ``N_PHOTO_STATS``. They add no parameters, so a tower's weights
+    (and a bundle's state dict) are the same either way.
     """
 
     out_dim: int
     input_size: int
+    photo_stats: bool = False
 
     def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float],
-                 pretrained: bool):
+                 pretrained: bool, photo_stats: bool = False):
         super().__init__()
         self.input_size = int(input_size)
         self._pretrained = bool(pretrained)
+        self.photo_stats = bool(photo_stats)
         # Non-persistent: constants of the architecture, not weights; keeping them out of the
         # state dict keeps bundles and weight hashes about the learned parameters only.
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -121,22 +215,32 @@ class ImageTower(nn.Module):
         uint8 images are accepted too (scaled by 1/255), so callers holding raw pixels need no
         conversion step of their own.
         """
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape [B, 3, H, W], got {tuple(images.shape)}")
-        if images.dtype == torch.uint8:
-            images = images.float().div_(255.0)
-        elif not images.is_floating_point():
-            images = images.float()
+        images = _as_float_images(images)
         if images.shape[-2:] != (self.input_size, self.input_size):
             images = F.interpolate(images, size=(self.input_size, self.input_size),
                                    mode="bilinear", align_corners=False, antialias=True)
         return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
 
+    def _add_photo_stats_dim(self) -> None:
+        """Grow ``out_dim`` by the photo statistics (an instance attribute: several subclasses
+        declare ``out_dim`` on the class). Subclasses call it once their ``out_dim`` is set."""
+        if self.photo_stats:
+            self.out_dim = int(self.out_dim) + N_PHOTO_STATS
+
+    @property
+    def feature_dim(self) -> int:
+        """The size of :meth:`features` alone (``out_dim`` without the photo statistics)."""
+        return int(self.out_dim) - (N_PHOTO_STATS if self.photo_stats else 0)
+
     def features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.features(self.preprocess(images))
+        out = self.features(self.preprocess(images))
+        if self.photo_stats:
+            stats = photo_statistics(images).to(device=out.device, dtype=out.dtype)
+            out = torch.cat([out, stats], dim=1)
+        return out
 
 
 class EfficientNetLite0Tower(ImageTower):
@@ -148,13 +252,14 @@ class EfficientNetLite0Tower(ImageTower):
 
     The network is built for ``input_size`` (its TF-style "same" padding is computed statically
     for that size); the pretrained weights do not depend on it, so 128 px is a valid, ~3× cheaper
-    choice on CPU.
+    choice on CPU. ``photo_stats``: see :class:`ImageTower`.
     """
 
     out_dim = 1280
 
-    def __init__(self, pretrained: bool = True, input_size: int = 224):
-        super().__init__(input_size, (0.498,) * 3, (0.502,) * 3, pretrained)
+    def __init__(self, pretrained: bool = True, input_size: int = 224, photo_stats: bool = False):
+        super().__init__(input_size, (0.498,) * 3, (0.502,) * 3, pretrained, photo_stats)
+        self._add_photo_stats_dim()
         from efficientnet_lite_pytorch import EfficientNet
 
         self.model = EfficientNet.from_name("efficientnet-lite0", image_size=self.input_size)
@@ -174,7 +279,7 @@ class EfficientNetLite0Tower(ImageTower):
 
         Used to derive "object tags" for baselines; names via :func:`imagenet_classes`.
         """
-        return self.model._fc(self(images))
+        return self.model._fc(EfficientNetLite0Tower.features(self, self.preprocess(images)))
 
     @torch.no_grad()
     def imagenet_tags(self, images: Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
@@ -192,15 +297,21 @@ class ImageNetTagTower(EfficientNetLite0Tower):
     ``forward(images)`` gives the classifier's probabilities of its ``k`` most likely labels
     (all other labels 0); with ``binary=True`` each of the ``k`` labels counts 1 instead. The
     label names are :func:`mmembed.models.towers.imagenet_classes` (see :meth:`tags`).
+    ``photo_stats``: see :class:`ImageTower` (appended after the 1000 tag columns).
     """
 
     out_dim = 1000
 
     def __init__(self, k: int = 5, binary: bool = False, pretrained: bool = True,
-                 input_size: int = 224):
-        super().__init__(pretrained=pretrained, input_size=input_size)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.out_dim:
-            raise ValueError(f"k must be an integer in [1, {self.out_dim}], got {k!r}")
+                 input_size: int = 224, photo_stats: bool = False):
+        # The parent adds the photo-statistics columns to its own 1280; redo it on 1000.
+        super().__init__(pretrained=pretrained, input_size=input_size, photo_stats=False)
+        self.photo_stats = bool(photo_stats)
+        self.out_dim = type(self).out_dim
+        self._add_photo_stats_dim()
+        n_labels = type(self).out_dim
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_labels:
+            raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
         self.k = k
         self.binary = bool(binary)
 
@@ -217,7 +328,7 @@ class ImageNetTagTower(EfficientNetLite0Tower):
         """The label names present in each row of :meth:`forward`'s output, strongest first."""
         names = imagenet_classes()
         out = []
-        for row in tag_vectors:
+        for row in tag_vectors[:, :len(names)]:
             idx = torch.nonzero(row > 0).flatten()
             idx = idx[torch.argsort(row[idx], descending=True, stable=True)]
             out.append([names[i] for i in idx.tolist()])
@@ -254,19 +365,22 @@ class TorchvisionTower(ImageTower):
     ``weights``: ``None`` → random init; ``"DEFAULT"`` or an enum name such as ``"IMAGENET1K_V2"``
     → torchvision's hub weights (needs network the first time); a path to a ``.pth``/``.pt`` or
     ``.safetensors`` file → that state dict (a full torchvision state dict, or one without the
-    classifier). ImageNet normalisation.
+    classifier). ImageNet normalisation. ``photo_stats``: see :class:`ImageTower`.
     """
 
     ARCHS = {"resnet18": 512, "resnet50": 2048, "vit_b_16": 768}
 
-    def __init__(self, arch: str = "resnet18", weights: str | None = None, input_size: int = 224):
+    def __init__(self, arch: str = "resnet18", weights: str | None = None, input_size: int = 224,
+                 photo_stats: bool = False):
         if arch not in self.ARCHS:
             raise ValueError(f"unsupported arch {arch!r}; choose from {sorted(self.ARCHS)}")
-        super().__init__(input_size, IMAGENET_MEAN, IMAGENET_STD, pretrained=weights is not None)
+        super().__init__(input_size, IMAGENET_MEAN, IMAGENET_STD, pretrained=weights is not None,
+                         photo_stats=photo_stats)
         from torchvision.models import get_model
 
         self.arch = arch
         self.out_dim = self.ARCHS[arch]
+        self._add_photo_stats_dim()
         # ViT's position embeddings fix its input size; pretrained ViT weights need 224.
         kwargs = {"image_size": self.input_size} if arch.startswith("vit") else {}
         self.model = get_model(arch, weights=None, **kwargs)
@@ -292,11 +406,15 @@ class SmallCNNTower(ImageTower):
     """A small CNN for training from scratch on CPU (1.2M parameters at width 32).
 
     Four stride-2 stages of conv-BN-ReLU pairs (width, 2×, 4×, 8×), global average pooling and
-    a linear map to ``out_dim``. At the default 64 px input the last stage sees 4×4 maps.
+    a linear map to ``out_dim`` (the CNN's own output; ``photo_stats=True``, see
+    :class:`ImageTower`, appends ``N_PHOTO_STATS`` more). At the default 64 px input the last
+    stage sees 4×4 maps.
     """
 
-    def __init__(self, width: int = 32, out_dim: int = 256, input_size: int = 64):
-        super().__init__(input_size, IMAGENET_MEAN, IMAGENET_STD, pretrained=False)
+    def __init__(self, width: int = 32, out_dim: int = 256, input_size: int = 64,
+                 photo_stats: bool = False):
+        super().__init__(input_size, IMAGENET_MEAN, IMAGENET_STD, pretrained=False,
+                         photo_stats=photo_stats)
         self.out_dim = int(out_dim)
 
         def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
@@ -310,6 +428,7 @@ class SmallCNNTower(ImageTower):
             c = width * mult
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c, self.out_dim)
+        self._add_photo_stats_dim()
 
     def features(self, x: Tensor) -> Tensor:
         return self.head(self.body(x).mean((2, 3)))
