@@ -54,7 +54,7 @@ def embed_posts(model, datamodule, cache_dir: str | None = None,
 
     for start in track(range(0, n, batch_size), description="embedding posts", transient=True):
         img = feats["image"][start:start + batch_size].to(device)
-        z_image = model.proj_image(img)
+        z_image = model.project_image(img)
         z_text = None
         if "text" in feats:
             z_text = model.proj_text(feats["text"][start:start + batch_size].to(device))

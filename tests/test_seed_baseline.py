@@ -100,7 +100,7 @@ def test_seed_baseline_trains_builds_and_ranks(seed_bundle, tmp_path):
     assert model.text_tower.vocabulary == trained.text_tower.vocabulary
     # a post's latent is [tags, words]; a photo alone is [tags, 0]
     feats = {"image": torch.rand(2, 1000), "text": torch.rand(2, model.text_tower.out_dim)}
-    z_image = model.proj_image(feats["image"])
+    z_image = model.project_image(feats["image"])
     full = model.encode(z_image, model.proj_text(feats["text"]))
     alone = model.encode(z_image)
     assert full.shape == (2, 1000 + model.text_tower.out_dim)

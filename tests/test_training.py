@@ -113,3 +113,20 @@ def test_projection_dropout_reaches_both_heads(tmp_path):
     for head in (model.proj_image, model.proj_text):
         rates = [m.p for m in head.modules() if isinstance(m, torch.nn.Dropout)]
         assert rates == [0.3]
+
+
+def test_photo_statistics_feed_the_engagement_head_not_the_content_embedding(tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = tiny_cfg(tmp_path, "model/image_tower=small_cnn", "model.image_tower.photo_stats=true",
+                   "model/text_tower=scratch")
+    model = instantiate(cfg.model).eval()
+    tower = model.image_tower
+    assert model.content_dim == tower.feature_dim < tower.out_dim
+    feats = torch.randn(4, tower.out_dim)
+    other = feats.clone()
+    other[:, model.content_dim:] += 1.0  # same content, different photo statistics
+    with torch.no_grad():
+        assert torch.equal(model.project_image(feats), model.project_image(other))
+        assert not torch.allclose(model.predict_engagement(feats),
+                                  model.predict_engagement(other))

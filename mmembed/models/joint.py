@@ -2,7 +2,8 @@
 
 Per post it computes
 
-- ``z_image = proj_image(image_tower(image))`` and ``z_text = proj_text(text_tower(caption))``,
+- ``z_image = proj_image(image_tower(image))`` (content features only: photo statistics the
+  tower may append go to the engagement head) and ``z_text = proj_text(text_tower(caption))``,
   both L2-normalised in a shared space of ``embed_dim`` (CLIP-style, contrastive loss);
 - the fused embedding ``[z_image, z_text]`` and its autoencoder latent, the space that is
   clustered. Text is dropped at random in training (modality dropout) and a consistency term
@@ -84,7 +85,10 @@ class JointEmbedding(L.LightningModule):
             for tower in (image_tower, text_tower):
                 if tower is not None:
                     freeze(tower)  # stays in eval mode (batch-norm statistics) under .train()
-        self.proj_image = ProjectionHead(image_tower.out_dim, embed_dim, proj_hidden_dim,
+        # With photo_stats the tower appends photo-quality statistics to its features: they
+        # inform the engagement head only, so the content embedding stays about content.
+        self.content_dim = int(getattr(image_tower, "feature_dim", image_tower.out_dim))
+        self.proj_image = ProjectionHead(self.content_dim, embed_dim, proj_hidden_dim,
                                          proj_dropout)
         self.proj_text = (
             ProjectionHead(text_tower.out_dim, embed_dim, proj_hidden_dim, proj_dropout)
@@ -133,6 +137,11 @@ class JointEmbedding(L.LightningModule):
         """The clustered latent of a post (or of an image alone when ``z_text`` is None)."""
         return self.autoencoder.encode(self.fuse(z_image, z_text))
 
+    def project_image(self, image_features: torch.Tensor) -> torch.Tensor:
+        """``z_image`` from the image tower's output (its content features; any appended photo
+        statistics are left to the engagement head)."""
+        return self.proj_image(image_features[..., :self.content_dim])
+
     def predict_engagement(self, image_features: torch.Tensor) -> torch.Tensor:
         """Predicted log engagement rate, in the units of :func:`mmembed.data.engagement`."""
         return self.engagement_head(image_features) * self.engagement_std + self.engagement_mean
@@ -141,7 +150,7 @@ class JointEmbedding(L.LightningModule):
     def embed_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Image-only path for new photos: z_image, latent, predicted engagement."""
         feats = self.image_tower(images)
-        z_image = self.proj_image(feats)
+        z_image = self.project_image(feats)
         return {"z_image": z_image, "latent": self.encode(z_image),
                 "engagement": self.predict_engagement(feats)}
 
@@ -178,7 +187,7 @@ class JointEmbedding(L.LightningModule):
     # ----------------------------------------------------------------- training
     def _step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         img_feats, txt_feats = self._features(batch)
-        z_image = self.proj_image(img_feats)
+        z_image = self.project_image(img_feats)
         z_text = self.proj_text(txt_feats) if self.proj_text is not None else None
         fused = self.fuse(z_image, z_text)
         parts: dict[str, torch.Tensor] = {}

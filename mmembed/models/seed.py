@@ -79,7 +79,7 @@ class SeedBaseline(JointEmbedding):
                          scheduler=scheduler, feature_cache_dir=feature_cache_dir)
         self.proj_image = _Scale(1.0)
         self.proj_text = _Scale(text_weight)
-        self.fused_dim = image_tower.out_dim + text_tower.out_dim
+        self.fused_dim = self.content_dim + text_tower.out_dim
         self.autoencoder = _Identity()
         self.logit_scale.requires_grad_(False)  # no contrastive loss
         self.loss_weights = {"engagement": 1.0}
@@ -91,7 +91,7 @@ class SeedBaseline(JointEmbedding):
 
     def _step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
         img_feats, txt_feats = self._features(batch)
-        z_image = self.proj_image(img_feats)
+        z_image = self.project_image(img_feats)
         fused = self.fuse(z_image, self.proj_text(txt_feats))
         pred = self.engagement_head(img_feats)
         target = (batch["engagement"] - self.engagement_mean) / self.engagement_std
