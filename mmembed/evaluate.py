@@ -327,7 +327,7 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
 
     Every post of the bundle (``posts.jsonl``) is decoded as ``rank.py`` decodes photos and
     put through the bundle's image tower alone (for a frozen pretrained tower: the features
-    before any projection); the L2-normalised features are clustered with the project's
+    before any projection, without appended photo statistics); the L2-normalised features are clustered with the project's
     k-means (:class:`~mmembed.communities.clustering.KMeansClusterer`, fitted on all posts like
     the bundle's own clusters) once per ``k``. Returns ``{"tower", "frozen", "held_out",
     "by_k": {k: {"nmi", "ari"}}}`` measured on the held-out posts against their planted topic.
@@ -344,12 +344,14 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
                         "the reference needs data with truth (synthetic or tuxpaint)")
     by_path = {str(Path(r["image_path"])): r for r in rows}
     tower = ranker.model.image_tower
+    content_dim = int(getattr(tower, "feature_dim", tower.out_dim))
     feats, kept, errors = [], [], []
     for ok, images, bad in decode_batches([Path(r["image_path"]) for r in rows],
                                           ranker.image_size, batch_size):
         errors += bad
         if images is not None:
-            feats.append(tower(images.to(ranker.device)).float().cpu().numpy())
+            out = tower(images.to(ranker.device))[:, :content_dim]  # no photo statistics
+            feats.append(out.float().cpu().numpy())
             kept += [by_path[str(p)] for p in ok]
     if not feats:
         raise RankError(f"none of the {len(rows)} photos of {ranker.bundle.path / 'posts.jsonl'} "
