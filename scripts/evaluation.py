@@ -326,9 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     env = environment()
     out = args.out.resolve()
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / ".mmembed-evaluation").is_file():
+            parser.error(f"--out {out} is not empty and is not an earlier evaluation folder; "
+                         "choose a new folder (it is emptied before every run)")
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".mmembed-evaluation").write_text("written by scripts/evaluation.py\n")
     cache = (args.cache or out / "cache").resolve()
     results: dict[str, dict[str, list[dict]]] = {}
     refs: dict[str, list[dict]] = {}

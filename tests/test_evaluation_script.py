@@ -76,3 +76,12 @@ def test_render_rewrites_from_saved_json(script, tmp_path):
     text = md.read_text()
     assert "(with uncommitted changes)" in text and "result of one seed (0)" in text
     assert "| k-means on frozen features (joint_clip's K) | 6 | 0.800 |" in text
+
+
+def test_refuses_to_empty_a_folder_it_did_not_make(script, tmp_path, capsys):
+    keep = tmp_path / "precious.txt"
+    keep.write_text("mine")
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(tmp_path), "--seeds", "0"])
+    assert keep.read_text() == "mine"
+    assert "not an earlier evaluation folder" in capsys.readouterr().err
