@@ -157,10 +157,12 @@ def metric_table(results: dict[str, list[dict]], refs: list[dict]) -> list[str]:
         note = f" ({len(failed)} of {len(runs)} runs failed)" if failed else ""
         lines.append(f"| {experiment}{note} | " + " | ".join(cells) + " |")
     if refs:
-        for which in ("k_bundle", "k_topics"):
+        same_k = all(ref["k_bundle"] == ref["k_topics"] for ref in refs)
+        for which in ("k_bundle",) if same_k else ("k_bundle", "k_topics"):
             ks = [ref[which] for ref in refs]
             nmi = [ref["by_k"][ref[which]]["nmi"] for ref in refs]
-            label = "joint_clip's K" if which == "k_bundle" else "K = number of topics"
+            label = ("joint_clip's K = number of topics" if same_k else
+                     "joint_clip's K" if which == "k_bundle" else "K = number of topics")
             cells = ["–"] * len(COLUMNS)
             cells[0], cells[1], cells[2] = _k_cell(ks), _cell(nmi), _cell(nmi)
             lines.append(f"| {REFERENCE} ({label}) | " + " | ".join(cells) + " |")

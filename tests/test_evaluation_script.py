@@ -75,7 +75,7 @@ def test_render_rewrites_from_saved_json(script, tmp_path):
     assert script.main(["--render", str(path), "--md", str(md)]) == 0
     text = md.read_text()
     assert "(with uncommitted changes)" in text and "result of one seed (0)" in text
-    assert "| k-means on frozen features (joint_clip's K) | 6 | 0.800 |" in text
+    assert "| k-means on frozen features (joint_clip's K = number of topics) | 6 | 0.800 |" in text
 
 
 def test_refuses_to_empty_a_folder_it_did_not_make(script, tmp_path, capsys):
