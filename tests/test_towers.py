@@ -238,7 +238,8 @@ def test_image_tower_photo_stats(make):
     with_stats.load_state_dict(plain.state_dict(), strict=True)
     assert with_stats.out_dim == plain.out_dim + towers.N_PHOTO_STATS
     assert with_stats.feature_dim == plain.out_dim == plain.feature_dim
-    assert "out_dim" in vars(with_stats)  # per instance, never the class attribute
+    # per instance, never the class: a plain tower made afterwards keeps the base size
+    assert make(False).out_dim == plain.out_dim
     images = torch.rand(2, 3, 40, 56)
     with torch.no_grad():
         base, out = plain(images), with_stats(images)

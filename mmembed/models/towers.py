@@ -178,18 +178,18 @@ def photo_statistics(images: Tensor) -> Tensor:
 class ImageTower(nn.Module):
     """Base class: ``forward(images[B,3,H,W] in [0,1]) -> features[B, out_dim]``.
 
-    Subclasses set ``out_dim`` (the size of :meth:`features`), ``input_size``, the normalisation
-    statistics and implement :meth:`features` on the normalised ``input_size`` × ``input_size``
-    batch.
+    Subclasses set ``feature_dim`` (the size of :meth:`features`), ``input_size``, the
+    normalisation statistics and implement :meth:`features` on the normalised ``input_size`` ×
+    ``input_size`` batch.
 
     ``photo_stats=True`` appends :func:`photo_statistics` (``N_PHOTO_STATS`` classic
     exposure/colour/sharpness/composition values, computed from the raw images) to the
     features: ``forward`` gives ``cat([features(preprocess(images)), photo_statistics(images)])``
-    and ``out_dim`` grows by ``N_PHOTO_STATS``. They add no parameters, so a tower's weights
-    (and a bundle's state dict) are the same either way.
+    and ``out_dim`` is ``feature_dim + N_PHOTO_STATS``. They add no parameters, so a tower's
+    weights (and a bundle's state dict) are the same either way.
     """
 
-    out_dim: int
+    feature_dim: int
     input_size: int
     photo_stats: bool = False
 
@@ -221,16 +221,10 @@ class ImageTower(nn.Module):
                                    mode="bilinear", align_corners=False, antialias=True)
         return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
 
-    def _add_photo_stats_dim(self) -> None:
-        """Grow ``out_dim`` by the photo statistics (an instance attribute: several subclasses
-        declare ``out_dim`` on the class). Subclasses call it once their ``out_dim`` is set."""
-        if self.photo_stats:
-            self.out_dim = int(self.out_dim) + N_PHOTO_STATS
-
     @property
-    def feature_dim(self) -> int:
-        """The size of :meth:`features` alone (``out_dim`` without the photo statistics)."""
-        return int(self.out_dim) - (N_PHOTO_STATS if self.photo_stats else 0)
+    def out_dim(self) -> int:
+        """The size of :meth:`forward`'s output: ``feature_dim`` plus any photo statistics."""
+        return int(self.feature_dim) + (N_PHOTO_STATS if self.photo_stats else 0)
 
     def features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -255,11 +249,10 @@ class EfficientNetLite0Tower(ImageTower):
     choice on CPU. ``photo_stats``: see :class:`ImageTower`.
     """
 
-    out_dim = 1280
+    feature_dim = 1280
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, photo_stats: bool = False):
         super().__init__(input_size, (0.498,) * 3, (0.502,) * 3, pretrained, photo_stats)
-        self._add_photo_stats_dim()
         from efficientnet_lite_pytorch import EfficientNet
 
         self.model = EfficientNet.from_name("efficientnet-lite0", image_size=self.input_size)
@@ -300,18 +293,13 @@ class ImageNetTagTower(EfficientNetLite0Tower):
     ``photo_stats``: see :class:`ImageTower` (appended after the 1000 tag columns).
     """
 
-    out_dim = 1000
+    feature_dim = 1000
 
     def __init__(self, k: int = 5, binary: bool = False, pretrained: bool = True,
                  input_size: int = 224, photo_stats: bool = False):
-        # The parent adds the photo-statistics columns to its own 1280; redo it on 1000.
-        super().__init__(pretrained=pretrained, input_size=input_size, photo_stats=False)
-        self.photo_stats = bool(photo_stats)
-        self.out_dim = type(self).out_dim
-        self._add_photo_stats_dim()
-        n_labels = type(self).out_dim
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_labels:
-            raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
+        super().__init__(pretrained=pretrained, input_size=input_size, photo_stats=photo_stats)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.feature_dim:
+            raise ValueError(f"k must be an integer in [1, {self.feature_dim}], got {k!r}")
         self.k = k
         self.binary = bool(binary)
 
@@ -320,9 +308,6 @@ class ImageNetTagTower(EfficientNetLite0Tower):
         top = probs.topk(self.k, dim=-1)
         values = torch.ones_like(top.values) if self.binary else top.values
         return torch.zeros_like(probs).scatter_(-1, top.indices, values)
-
-    def classify(self, images: Tensor) -> Tensor:
-        return self.model._fc(super().features(self.preprocess(images)))
 
     def tags(self, tag_vectors: Tensor) -> list[list[str]]:
         """The label names present in each row of :meth:`forward`'s output, strongest first."""
@@ -379,8 +364,7 @@ class TorchvisionTower(ImageTower):
         from torchvision.models import get_model
 
         self.arch = arch
-        self.out_dim = self.ARCHS[arch]
-        self._add_photo_stats_dim()
+        self.feature_dim = self.ARCHS[arch]
         # ViT's position embeddings fix its input size; pretrained ViT weights need 224.
         kwargs = {"image_size": self.input_size} if arch.startswith("vit") else {}
         self.model = get_model(arch, weights=None, **kwargs)
@@ -415,7 +399,7 @@ class SmallCNNTower(ImageTower):
                  photo_stats: bool = False):
         super().__init__(input_size, IMAGENET_MEAN, IMAGENET_STD, pretrained=False,
                          photo_stats=photo_stats)
-        self.out_dim = int(out_dim)
+        self.feature_dim = int(out_dim)
 
         def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
             return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
@@ -427,8 +411,7 @@ class SmallCNNTower(ImageTower):
             layers += block(c, width * mult, 2) + block(width * mult, width * mult, 1)
             c = width * mult
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(c, self.out_dim)
-        self._add_photo_stats_dim()
+        self.head = nn.Linear(c, self.feature_dim)
 
     def features(self, x: Tensor) -> Tensor:
         return self.head(self.body(x).mean((2, 3)))
