@@ -448,3 +448,14 @@ def test_multivariate_kernel_is_scale_free_and_round_trips(method, blobs, tmp_pa
     with np.load(tmp_path / "c.npz", allow_pickle=False) as loaded:
         again = load_clusterer(dict(loaded), json.loads(json.dumps(params)))
     np.testing.assert_allclose(again.soft_assign(latent), small.soft_assign(latent))
+
+
+def test_an_unknown_kernel_is_refused_with_the_choices():
+    from mmembed.communities.clustering import PAMClusterer, student_t_soft_assign
+
+    for make in (lambda: KMeansClusterer(k=2, kernel="gauss"),
+                 lambda: PAMClusterer(k=2, kernel="gauss"),
+                 lambda: student_t_soft_assign(np.zeros((1, 2)), np.zeros((2, 2)),
+                                               kernel="gauss")):
+        with pytest.raises(ValueError, match=r"kernel must be one of \('dec', 'multivariate'\)"):
+            make()

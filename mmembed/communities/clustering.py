@@ -100,6 +100,13 @@ def _check_latent(latent: Any, name: str = "latent", dim: int | None = None) -> 
     return x
 
 
+def _check_kernel(kernel: Any) -> str:
+    """``kernel`` if it names a soft-assignment kernel (:data:`KERNELS`), else a clear error."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
+
+
 def _check_k(k: Any) -> int | None:
     """``k`` as an int ≥ 2, or None for auto ("auto", None)."""
     if k is None or (isinstance(k, str) and k.strip().lower() == "auto"):
@@ -149,8 +156,7 @@ def student_t_soft_assign(latent: np.ndarray, centroids: np.ndarray,
     """
     if alpha <= 0:
         raise ValueError(f"alpha (Student-t degrees of freedom) must be > 0, got {alpha}")
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    _check_kernel(kernel)
     z = np.asarray(latent, dtype=np.float64)
     mu = np.asarray(centroids, dtype=np.float64)
     d2 = (z * z).sum(1)[:, None] + (mu * mu).sum(1)[None, :] - 2.0 * (z @ mu.T)
@@ -395,8 +401,6 @@ class KMeansClusterer(Clusterer):
         super().__init__(k, k_range=k_range, seed=seed)
         if init not in ("k-means++", "random"):
             raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if n_init < 1 or max_iter < 1 or alpha <= 0:
             raise ValueError(f"need n_init ≥ 1, max_iter ≥ 1 and alpha > 0, got "
                              f"n_init={n_init}, max_iter={max_iter}, alpha={alpha}")
@@ -406,7 +410,7 @@ class KMeansClusterer(Clusterer):
         self.alpha = float(alpha)
         self.scaled = bool(scaled)
         self.init = init
-        self.kernel = kernel
+        self.kernel = _check_kernel(kernel)
 
     def _config(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "max_iter": self.max_iter, "spherical": self.spherical,
@@ -548,8 +552,6 @@ class PAMClusterer(Clusterer):
         super().__init__(k, k_range=k_range, seed=seed)
         if init not in ("build", "random", "first"):
             raise ValueError(f"init must be build, random or first, got {init!r}")
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if max_points < 2 or alpha <= 0:
             raise ValueError(f"need max_points ≥ 2 and alpha > 0, got {max_points}, {alpha}")
         self.max_iter = int(max_iter)
@@ -558,7 +560,7 @@ class PAMClusterer(Clusterer):
         self.alpha = float(alpha)
         self.scaled = bool(scaled)
         self.n_cpu = int(n_cpu)
-        self.kernel = kernel
+        self.kernel = _check_kernel(kernel)
 
     def _config(self) -> dict[str, Any]:
         return {"max_iter": self.max_iter, "init": self.init, "max_points": self.max_points,
