@@ -186,15 +186,14 @@ def _clean(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ evaluate
-def _held_out(ranker: Ranker) -> list[dict[str, Any]]:
-    rows = []
+def _posts(ranker: Ranker) -> list[dict[str, Any]]:
+    """Every post of the bundle (``posts.jsonl`` rows)."""
     with ranker.bundle.file("posts.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                if row.get("split") == "test":
-                    rows.append(row)
-    return rows
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _held_out(ranker: Ranker) -> list[dict[str, Any]]:
+    return [row for row in _posts(ranker) if row.get("split") == "test"]
 
 
 def _image_only(ranker: Ranker, posts: list[dict], settings: EvalSettings,
@@ -327,24 +326,22 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
 
     Every post of the bundle (``posts.jsonl``) is decoded as ``rank.py`` decodes photos and
     put through the bundle's image tower alone (for a frozen pretrained tower: the features
-    before any projection, without appended photo statistics); the L2-normalised features are clustered with the project's
-    k-means (:class:`~mmembed.communities.clustering.KMeansClusterer`, fitted on all posts like
-    the bundle's own clusters) once per ``k``. Returns ``{"tower", "frozen", "held_out",
+    before any projection, without appended photo statistics); the L2-normalised features are
+    clustered with the project's k-means
+    (:class:`~mmembed.communities.clustering.KMeansClusterer`, fitted on all posts like the
+    bundle's own clusters) once per ``k``. Returns ``{"tower", "frozen", "held_out",
     "by_k": {k: {"nmi", "ari"}}}`` measured on the held-out posts against their planted topic.
     """
     from mmembed.communities.clustering import KMeansClusterer
     from mmembed.ranking.ranker import decode_batches
 
     ranker = ranker or Ranker.from_bundle(bundle_path)
-    rows = []
-    with ranker.bundle.file("posts.jsonl").open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
+    rows = _posts(ranker)
     if any(r.get("topic") is None for r in rows):
         raise RankError(f"{ranker.bundle.path / 'posts.jsonl'} has posts without a planted topic; "
                         "the reference needs data with truth (synthetic or tuxpaint)")
     by_path = {str(Path(r["image_path"])): r for r in rows}
-    tower = ranker.model.image_tower
-    content_dim = int(getattr(tower, "feature_dim", tower.out_dim))
+    tower, content_dim = ranker.model.image_tower, ranker.model.content_dim
     feats, kept, errors = [], [], []
     for ok, images, bad in decode_batches([Path(r["image_path"]) for r in rows],
                                           ranker.image_size, batch_size):
