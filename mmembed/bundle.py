@@ -9,11 +9,13 @@ Writing (:func:`write_bundle`) happens in a hidden sibling folder ``.<name>.tmp-
 bundle is renamed aside, the new one renamed into place and the old one deleted. A reader
 therefore sees either the old complete bundle or the new complete one, never a half-written
 folder under the name. (Between the two renames the name is briefly absent; a build killed
-exactly there leaves the previous bundle in ``.<name>.old-<pid>-<rand>``, which the next
-:func:`write_bundle` for that name restores or removes.)
+exactly there leaves the previous bundle in ``.<name>.old-<pid>-<rand>`` and the new one in
+its ``.tmp`` folder; every reader and writer then renames the newest complete one into place,
+see :func:`_recover`.)
 
 Reading (:func:`read_bundle`) refuses a missing manifest, another format version, a missing
-file or a sha256 mismatch with a :class:`BundleError` naming the file and the fix.
+file, a file reached through a symbolic link, or a sha256 mismatch, with a :class:`BundleError`
+naming the file and the fix.
 
 Never pickle: weights go through safetensors, arrays through ``np.savez`` (read back with
 ``allow_pickle=False``), everything else is JSON.
@@ -171,23 +173,61 @@ def _pid_alive(pid: int) -> bool:
 _WORK_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
 
 
+def _manifest_created(folder: Path) -> dt.datetime | None:
+    """When the bundle at ``folder`` was created, or ``None`` if its manifest is unreadable
+    (the manifest is written last, so a folder with a readable one is complete)."""
+    try:
+        created = dt.datetime.fromisoformat(
+            json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["created"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
+
+
 def _recover(target: Path) -> None:
     """Clean up after builds of ``target`` that died (their pid no longer runs).
 
-    A dead build's ``.old`` folder is the previous bundle, renamed aside just before the new
-    one was renamed in; it is restored if the name is empty, else deleted. Dead ``.tmp``
-    folders are deleted.
+    A build killed between the two renames of the swap leaves no folder under the name, but
+    the previous bundle in ``.<name>.old-*`` and the new, complete one in ``.<name>.tmp-*``
+    (its manifest, written last, is there). Then the newest complete one of them is renamed
+    into place. Every other folder of a dead build is deleted: an unfinished ``.tmp`` (no
+    manifest, or the name still holds a bundle) and an ``.old`` that is no longer needed.
+    Called by the writer and by the readers, so no one ever finds "no bundle" while a complete
+    one sits beside the name. Races with another process recovering the same name are
+    harmless: the loser's rename fails and its folder is left to the next call.
     """
-    if not target.parent.is_dir():
+    parent = target.parent
+    if not parent.is_dir():
         return
-    for entry in sorted(target.parent.iterdir()):
+    dead = []
+    for entry in sorted(parent.iterdir()):
         match = _WORK_DIR.match(entry.name)
-        if not match or match["name"] != target.name or _pid_alive(int(match["pid"])):
-            continue
-        if match["kind"] == "old" and not target.exists() and (entry / MANIFEST).is_file():
-            os.rename(entry, target)
-        else:
-            shutil.rmtree(entry, ignore_errors=True)
+        if match and match["name"] == target.name and not _pid_alive(int(match["pid"])):
+            dead.append(entry)
+    if not dead:
+        return
+    if not target.exists():
+        complete = [(created, entry) for entry in dead
+                    if (created := _manifest_created(entry)) is not None]
+        if complete:
+            _, newest = max(complete)
+            try:
+                os.rename(newest, target)
+                dead.remove(newest)
+            except OSError:
+                return
+    for entry in dead:
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def recover_bundles(index_dir: str | Path) -> None:
+    """:func:`_recover` every bundle name that has folders of a dead build in ``index_dir``."""
+    index_dir = Path(index_dir)
+    if not index_dir.is_dir():
+        return
+    names = {m["name"] for e in index_dir.iterdir() if (m := _WORK_DIR.match(e.name))}
+    for name in sorted(names):
+        _recover(index_dir / name)
 
 
 # ------------------------------------------------------------------------------- write
@@ -326,6 +366,7 @@ def read_bundle(folder: str | Path, expected_format: int = FORMAT_VERSION,
     sha256. Raises :class:`BundleError` with the file at fault and the fix.
     """
     folder = Path(folder)
+    _recover(folder)
     if not folder.is_dir():
         raise BundleError(f"no bundle at {folder}; run `python train.py` first")
     manifest_path = folder / MANIFEST
@@ -348,6 +389,11 @@ def read_bundle(folder: str | Path, expected_format: int = FORMAT_VERSION,
         except BundleError as err:
             raise BundleError(f"{manifest_path} lists an invalid file {name!r}: {err}") from err
         path = folder / name
+        link = _symlink_inside(folder, name)
+        if link is not None:
+            raise BundleError(f"{link} is a symbolic link (to {os.readlink(link)!r}); a bundle "
+                              "holds real files only, and a link could point anywhere. "
+                              "Refused; rebuild the bundle")
         if not path.is_file():
             raise BundleError(f"{path} is missing; rebuild the bundle")
         damaged = path.stat().st_size != entry.get("bytes") or (
@@ -357,6 +403,17 @@ def read_bundle(folder: str | Path, expected_format: int = FORMAT_VERSION,
     return Bundle(path=folder, manifest=manifest)
 
 
+def _symlink_inside(folder: Path, name: str) -> Path | None:
+    """The first component of ``folder/name`` below ``folder`` that is a symbolic link, if any
+    (the bundle folder itself may be a link of the user's own)."""
+    path = folder
+    for part in PurePosixPath(name).parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
+
+
 def newest_bundle(index_dir: str | Path) -> Path | None:
     """The most recently created complete bundle under ``index_dir`` (by manifest
     ``created``), or ``None``. Hidden folders (builds in progress, ``.tmp``/``.old``) and
@@ -364,17 +421,14 @@ def newest_bundle(index_dir: str | Path) -> Path | None:
     index_dir = Path(index_dir)
     if not index_dir.is_dir():
         return None
+    recover_bundles(index_dir)
     best: tuple[dt.datetime, Path] | None = None
     for entry in index_dir.iterdir():
         if entry.name.startswith(".") or not entry.is_dir():
             continue
-        try:
-            manifest = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
-            created = dt.datetime.fromisoformat(manifest["created"])
-        except (OSError, ValueError, KeyError, TypeError):
+        created = _manifest_created(entry)
+        if created is None:
             continue
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=dt.UTC)
         if best is None or created > best[0]:
             best = (created, entry)
     return best[1] if best else None

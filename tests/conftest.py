@@ -27,3 +27,28 @@ def write_image(path, size=(32, 24), color=(200, 30, 30), mode="RGB", fmt=None):
 @pytest.fixture
 def make_image():
     return write_image
+
+
+#: The tiny training run behind :func:`tiny_bundle`: 240 synthetic posts at 64 px, the default
+#: towers (EfficientNet-Lite0 at 64 px input, MiniLM) frozen, 15 epochs without early stopping,
+#: K = 6 for the 6 planted topics.
+TINY = [
+    "data.num_posts=240", "data.image_size=64", "data.shoot_size=12",
+    "datamodule.image_size=64", "datamodule.batch_size=32", "model.image_tower.input_size=64",
+    "trainer.max_epochs=15", "callbacks.early_stopping=null", "callbacks.best_checkpoint=null",
+    "cluster.k=6", "logger=csv", "print_config=false", "trainer.enable_progress_bar=false",
+    "bundle_name=tiny",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """One tiny trained bundle for the whole session (read-only: copy it before altering it)."""
+    from mmembed.config import compose
+    from mmembed.training import train
+
+    tmp = tmp_path_factory.mktemp("tiny_bundle")
+    _, objects = train(compose(TINY + [f"paths.output_dir={tmp / 'run'}",
+                                       f"paths.cache_dir={tmp / 'cache'}",
+                                       f"paths.index_dir={tmp / 'index'}"]))
+    return objects["bundle"].path

@@ -175,19 +175,98 @@ def test_killed_build_leftovers_are_ignored_and_cleaned(tmp_path):
     assert read_bundle(target).json("clusters.json")["marker"] == "new"
 
 
-def test_build_killed_between_renames_restores_previous(tmp_path):
+DEAD_PID = 2**22 + 1  # above Linux's pid_max: no live process has it
+
+
+def kill_between_renames(target, marker="new"):
+    """What a build of ``target`` killed between the swap's two renames leaves: the previous
+    bundle in ``.<name>.old-*`` and the complete new one in ``.<name>.tmp-*``."""
+    index_dir = target.parent
+    aside = index_dir / f".{target.name}.old-{DEAD_PID}-00ff"
+    os.rename(target, aside)
+    time.sleep(0.01)
+    new = build(index_dir / "scratch", marker=marker)
+    fresh = index_dir / f".{target.name}.tmp-{DEAD_PID}-11ee"
+    os.rename(new, fresh)
+    return aside, fresh
+
+
+def test_reader_recovers_a_build_killed_between_renames(tmp_path):
     index_dir = tmp_path / "index"
     target = build(index_dir / "run", marker="old")
-    aside = index_dir / f".run.old-{2**22 + 1}-00ff"
-    os.rename(target, aside)  # as if killed right after moving the old bundle aside
-    assert newest_bundle(index_dir) is None
-    with pytest.raises(BundleError, match="no bundle at"):
-        read_bundle(target)
-    build(index_dir / "other")  # another name: leaves this one's leftovers alone
-    assert aside.exists()
-    build(target, marker="new")
-    assert not aside.exists()
+    aside, fresh = kill_between_renames(target)
+    bundle = read_bundle(target)  # the newest complete bundle is renamed into place
+    assert bundle.json("clusters.json")["marker"] == "new"
+    assert sorted(p.name for p in index_dir.iterdir()) == ["run"]
+
+
+def test_newest_bundle_recovers_too(tmp_path):
+    index_dir = tmp_path / "index"
+    target = build(index_dir / "run", marker="old")
+    kill_between_renames(target)
+    assert newest_bundle(index_dir) == target
     assert read_bundle(target).json("clusters.json")["marker"] == "new"
+
+
+def test_reader_restores_previous_when_new_build_was_unfinished(tmp_path):
+    index_dir = tmp_path / "index"
+    target = build(index_dir / "run", marker="old")
+    aside = index_dir / f".run.old-{DEAD_PID}-00ff"
+    os.rename(target, aside)
+    unfinished = index_dir / f".run.tmp-{DEAD_PID}-11ee"
+    unfinished.mkdir()
+    (unfinished / "clusters.json").write_text("{}")  # no manifest: never finished
+    assert read_bundle(target).json("clusters.json")["marker"] == "old"
+    assert sorted(p.name for p in index_dir.iterdir()) == ["run"]
+
+
+def test_reader_cleans_a_dead_builds_temporary_folder(tmp_path):
+    index_dir = tmp_path / "index"
+    target = build(index_dir / "run", marker="old")
+    leftover = index_dir / f".run.tmp-{DEAD_PID}-00ff"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"x" * 4096)
+    build(index_dir / "other")  # another name: leaves this one's leftovers alone
+    assert leftover.exists()
+    assert read_bundle(target).json("clusters.json")["marker"] == "old"
+    assert not leftover.exists()
+
+
+def test_reader_leaves_a_live_builds_folders_alone(tmp_path):
+    index_dir = tmp_path / "index"
+    target = build(index_dir / "run", marker="old")
+    live = index_dir / f".run.tmp-{os.getpid()}-00ff"
+    live.mkdir()
+    read_bundle(target)
+    assert live.exists()
+
+
+def test_symlink_inside_a_bundle_is_refused_on_read(tmp_path):
+    target = build(tmp_path / "b")
+    outside = tmp_path / "secret.json"
+    real = target / "clusters.json"
+    outside.write_bytes(real.read_bytes())  # same bytes, so the hash alone would pass
+    real.unlink()
+    real.symlink_to(outside)
+    with pytest.raises(BundleError, match="symbolic link"):
+        read_bundle(target)
+
+
+def test_symlinked_subfolder_is_refused_on_read(tmp_path):
+    target = build(tmp_path / "b")
+    elsewhere = tmp_path / "elsewhere"
+    os.rename(target / "pictures", elsewhere)
+    (target / "pictures").symlink_to(elsewhere)
+    with pytest.raises(BundleError, match="pictures.*symbolic link"):
+        read_bundle(target)
+
+
+def test_bundle_folder_itself_may_be_the_users_symlink(tmp_path):
+    target = build(tmp_path / "store" / "b", marker="linked")
+    (tmp_path / "index").mkdir()
+    link = tmp_path / "index" / "b"
+    link.symlink_to(target)
+    assert read_bundle(link).json("clusters.json")["marker"] == "linked"
 
 
 def test_newest_bundle_picks_latest_complete(tmp_path):

@@ -1,9 +1,5 @@
-"""rank.py end to end on one tiny bundle (built once per module), plus the suggestion maths.
-
-The bundle: 240 synthetic posts at 64 px, the default towers (EfficientNet-Lite0 at 64 px input,
-MiniLM) frozen, 15 epochs without early stopping (with 24 validation posts the validation loss
-picks the first epoch, before the image-only path is trained), K = 6 for the 6 planted topics.
-"""
+"""rank.py end to end on the session's tiny bundle (``tiny_bundle`` in conftest.py), plus the
+suggestion maths."""
 
 import csv
 import functools
@@ -23,24 +19,11 @@ from mmembed.ranking.ranker import CSV_COLUMNS, Ranker, RankSettings, decode_bat
 from mmembed.ranking.suggest import neighbour_weights, weighted_terms
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = [
-    "data.num_posts=240", "data.image_size=64", "data.shoot_size=12",
-    "datamodule.image_size=64", "datamodule.batch_size=32", "model.image_tower.input_size=64",
-    "trainer.max_epochs=15", "callbacks.early_stopping=null", "callbacks.best_checkpoint=null",
-    "cluster.k=6", "logger=csv", "print_config=false", "trainer.enable_progress_bar=false",
-    "bundle_name=tiny",
-]
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from mmembed.training import train
-
-    tmp = tmp_path_factory.mktemp("rank_bundle")
-    _, objects = train(compose(TINY + [f"paths.output_dir={tmp / 'run'}",
-                                       f"paths.cache_dir={tmp / 'cache'}",
-                                       f"paths.index_dir={tmp / 'index'}"]))
-    return objects["bundle"].path
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")

@@ -213,8 +213,9 @@ def load_model(bundle: Bundle, device: str | torch.device = "cpu") -> torch.nn.M
     text tower gets the bundle's ``tokenizer.json``. Weights are read with safetensors only
     (never a pickle).
     """
-    from hydra.utils import instantiate
     from safetensors.torch import load_file
+
+    from mmembed.allowlist import UnsafeConfigError, build
 
     config = copy.deepcopy(bundle.config.get("model"))
     if not isinstance(config, dict) or "_target_" not in config:
@@ -236,7 +237,9 @@ def load_model(bundle: Bundle, device: str | torch.device = "cpu") -> torch.nn.M
     if isinstance(text_tower, dict):
         _quiet_transformers()
     try:
-        model = instantiate(config)
+        model = build(config, str(bundle.path / "manifest.json"), "config.model")
+    except UnsafeConfigError as err:
+        raise BundleError(str(err)) from err
     except Exception as err:
         raise BundleError(f"cannot rebuild the model described in {bundle.path / 'manifest.json'}"
                           f" ({type(err).__name__}: {err}); rebuild the bundle with this "
@@ -517,17 +520,26 @@ def resolve_bundle(bundle: str | None, index_dir: str | Path) -> Path:
     return path
 
 
-def default_images(bundle: Bundle) -> Path:
-    """The held-out shoot of the bundle's synthetic dataset (the default input of rank.py)."""
-    from hydra.utils import instantiate
+def default_images(bundle: Bundle, cache_dir: str | Path) -> Path:
+    """The held-out shoot of the bundle's synthetic dataset (the default input of rank.py),
+    generated under ``cache_dir`` if this machine has not got it yet."""
+    from mmembed.allowlist import UnsafeConfigError, build
+    from mmembed.data.sources.synthetic import SyntheticSource
 
-    data = bundle.config.get("data") or {}
+    data = dict(bundle.config.get("data") or {})
     target = str(data.get("_target_", ""))
-    if not target.endswith("SyntheticSource"):
+    if target != f"{SyntheticSource.__module__}.{SyntheticSource.__qualname__}":
         raise RankError(f"no images given, and the bundle's data source ({target or 'unknown'}) "
                         "has no held-out shoot; pass images=FOLDER (or a glob, a file, or a list "
                         "like images=[a.jpg,b.jpg])")
-    return Path(instantiate(data).shoot_dir)
+    # The shoot is regenerated (deterministically) under this machine's cache, never written
+    # where a bundle's config points.
+    data["cache_dir"] = str(Path(cache_dir) / "synthetic")
+    try:
+        source = build(data, str(bundle.path / "manifest.json"), "config.data")
+    except UnsafeConfigError as err:
+        raise BundleError(str(err)) from err
+    return Path(source.shoot_dir)
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -581,7 +593,7 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
         _ = ranker.model
     images = cfg.get("images")
     if images is None:
-        images = default_images(ranker.bundle)
+        images = default_images(ranker.bundle, cfg.paths.cache_dir)
         console.print(f"images not given: ranking the held-out shoot {images}")
     if OmegaConf.is_config(images):
         images = OmegaConf.to_container(images, resolve=True)
