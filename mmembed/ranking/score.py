@@ -1,66 +1,108 @@
-"""The score: a blend of fit and predicted engagement over a set of candidate photos.
+"""The score: a blend of fit and predicted engagement, and the audience score it gives.
 
-Fit (lower is better, :mod:`mmembed.ranking.divergence`) and predicted engagement (higher is
-better, log engagement rate) live on unrelated scales, so both are standardised over the
-*candidate set* (the photos being ranked together) before they are blended with one weight
-``alpha`` (config ``rank.alpha``)::
+Fit (lower is better, :mod:`mmembed.ranking.divergence` and :mod:`mmembed.ranking.density`)
+and predicted engagement (higher is better, log engagement rate) live on unrelated scales, so
+both are standardised before they are blended with one weight ``alpha`` (``rank.alpha``)::
 
-    z(x)  = (x - mean(x)) / std(x)                       over the n candidates
+    z(x)  = (x - mean_R(x)) / std_R(x)
     score = (1 - alpha) * (-z(fit)) + alpha * z(engagement)
 
-Higher is better. ``alpha = 0`` ranks by fit alone, ``alpha = 1`` by engagement alone. Because
-both terms are standardised, the score is unchanged by any increasing affine rescaling of either
-input (``a * x + b``, ``a > 0``), and scores are only comparable within one candidate set.
+Higher is better; ``alpha = 0`` ranks by fit alone, ``alpha = 1`` by engagement alone. The
+statistics come from a **reference** set ``R``: the target community's own held-out posts,
+scored exactly as a new photo is (their image alone). A score therefore means the same for one
+photo as for a thousand, and the **audience score** is simply its percentile among the
+reference posts' scores::
 
-Helpers for reporting: :func:`rank_order` (1 = best), :func:`percentile_among` ("beats 83% of
-this community's posts") and :func:`expected_likes` (a log rate back to a count).
+    audience_score(x) = 100 * (#{r in R: score(r) < score(x)} + 1/2 #{... ==}) / |R|
+
+"beats 83 % of this community's own posts" (:func:`audience_score`). Without a reference,
+:func:`score` standardises over the candidates themselves (``R`` = the candidate set), the
+relative score used where no community is involved.
+
+Helpers for reporting: :func:`rank_order` (1 = best), :func:`percentile_among` and
+:func:`expected_likes` (a log rate back to a count).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["expected_likes", "percentile_among", "rank_order", "score", "standardize"]
+__all__ = ["Reference", "audience_score", "expected_likes", "percentile_among", "rank_order",
+           "score", "standardize"]
 
 _CONSTANT_RTOL = 1e-10  # std below this times max|x| counts as "constant" (rounding only)
 
 
-def standardize(x: ArrayLike) -> np.ndarray:
-    """z-scores over the candidate set: ``(x - mean(x)) / std(x)`` (population std, ddof=0).
-
-    Returns zeros when there is nothing to compare: fewer than two candidates, or values that
-    are constant (``std <= 1e-10 * max|x|``, so that rounding noise in equal values is not blown
-    up to +-1). Raises ``ValueError`` on NaN/inf (an unsmoothed infinite fit, a missing
-    prediction): they would silently turn every score into NaN.
-    """
+def _finite_1d(x: ArrayLike, what: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"standardize expects a 1-D array over candidates, got shape {arr.shape}")
+        raise ValueError(f"{what} expects a 1-D array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("cannot standardise NaN or inf values (is the fit smoothed, eps > 0?)")
-    if arr.size < 2:
-        return np.zeros_like(arr)
-    centred = arr - arr.mean()
-    std = float(np.sqrt(np.mean(centred**2)))
-    if std <= _CONSTANT_RTOL * float(np.max(np.abs(arr))) or std == 0.0:
-        return np.zeros_like(arr)
-    return centred / std
+        raise ValueError(f"cannot standardise NaN or inf values in {what} (is the fit "
+                         "smoothed, eps > 0?)")
+    return arr
 
 
-def score(fit: ArrayLike, engagement: ArrayLike, alpha: float) -> np.ndarray:
+def standardize(x: ArrayLike, reference: ArrayLike | None = None) -> np.ndarray:
+    """z-scores ``(x - mean(R)) / std(R)`` (population std) with ``R = reference``, or
+    ``R = x`` (the candidate set) when no reference is given.
+
+    Returns zeros when ``R`` gives nothing to compare: fewer than two values, or values that
+    are constant (``std <= 1e-10 * max|R|``, so that rounding noise in equal values is not
+    blown up to +-1). Raises ``ValueError`` on NaN/inf (an unsmoothed infinite fit, a missing
+    prediction): they would silently turn every score into NaN.
+    """
+    arr = _finite_1d(x, "standardize")
+    ref = arr if reference is None else _finite_1d(reference, "the reference")
+    if ref.size < 2:
+        return np.zeros_like(arr)
+    centre = ref.mean()
+    std = float(np.sqrt(np.mean((ref - centre) ** 2)))
+    if std <= _CONSTANT_RTOL * float(np.max(np.abs(ref))) or std == 0.0:
+        return np.zeros_like(arr)
+    return (arr - centre) / std
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The community's own held-out posts, scored as new photos: ``fit`` and ``engagement``
+    ``[m]`` each. ``source`` says which posts they are (for the report)."""
+
+    fit: np.ndarray
+    engagement: np.ndarray
+    source: str = "held-out posts"
+
+    def __post_init__(self) -> None:
+        if np.shape(self.fit) != np.shape(self.engagement) or np.ndim(self.fit) != 1:
+            raise ValueError("reference fit and engagement must be 1-D arrays of one length")
+
+    def __len__(self) -> int:
+        return len(self.fit)
+
+    def scores(self, alpha: float) -> np.ndarray:
+        """The reference posts' own scores."""
+        return score(self.fit, self.engagement, alpha, self)
+
+
+def score(fit: ArrayLike, engagement: ArrayLike, alpha: float,
+          reference: Reference | None = None) -> np.ndarray:
     """Blend of fit and predicted engagement, one value per candidate; higher is better::
 
         score = (1 - alpha) * (-z(fit)) + alpha * z(engagement)
 
-    where ``z`` is :func:`standardize` over the candidate set. ``alpha = 0``: pure fit (the
-    lowest divergence scores highest); ``alpha = 1``: pure engagement; in between, ``alpha`` is
-    the weight of engagement, in standard deviations.
+    where ``z`` is :func:`standardize` against ``reference`` (the community's held-out posts;
+    without one, against the candidates). ``alpha = 0``: pure fit (the lowest divergence scores
+    highest); ``alpha = 1``: pure engagement; in between, ``alpha`` is the weight of engagement,
+    in standard deviations.
 
     Args:
-        fit: ``[n]`` divergence of each candidate to the community (lower is better).
+        fit: ``[n]`` fit of each candidate to the community (lower is better).
         engagement: ``[n]`` predicted log engagement rate of each candidate (higher is better).
         alpha: weight of engagement, in ``[0, 1]`` (config ``rank.alpha``).
+        reference: the statistics' source, or ``None`` for the candidate set.
     """
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
         raise TypeError(f"rank.alpha must be a number in [0, 1], got {alpha!r}")
@@ -73,7 +115,14 @@ def score(fit: ArrayLike, engagement: ArrayLike, alpha: float) -> np.ndarray:
     if f.shape != e.shape or f.ndim != 1:
         raise ValueError(f"fit and engagement must be 1-D arrays of the same length, got "
                          f"{f.shape} and {e.shape}")
-    return (1.0 - alpha) * -standardize(f) + alpha * standardize(e)
+    ref_f = None if reference is None else reference.fit
+    ref_e = None if reference is None else reference.engagement
+    return (1.0 - alpha) * -standardize(f, ref_f) + alpha * standardize(e, ref_e)
+
+
+def audience_score(scores: ArrayLike, reference: Reference, alpha: float) -> np.ndarray:
+    """0–100: the percentile of each score among the reference posts' scores (same alpha)."""
+    return percentile_among(scores, reference.scores(alpha))
 
 
 def percentile_among(values: ArrayLike, reference: ArrayLike) -> np.ndarray:

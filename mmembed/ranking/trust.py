@@ -1,0 +1,77 @@
+"""Trust flags: what a manager must know before believing a photo's numbers.
+
+``unlike_training_data``
+    The photo is farther from its nearest training post than nearly every held-out post is
+    from its own. Measured in two spaces, because either can miss what the other sees: the
+    clustered latent of the image alone, and the image tower's own features (a blank frame or
+    a screenshot of text can project to a plausible latent, but not to plausible features).
+    The threshold in each space is the ``quantile`` (0.99) of the held-out (validation)
+    posts' nearest-training-post distance, so about 1 % of ordinary photos like the training
+    data are flagged in each space, and anything stranger than that always is.
+``engagement_unreliable``
+    The predicted engagement would extrapolate: the photo is unlike the training data, or
+    the prediction lies outside the range the model predicted for its training posts. The
+    prediction is then clipped into that range (:func:`clip_engagement`), so no photo gets a
+    "179 % ≈ 44,839 likes" that no post ever came near.
+``duplicate_of:<file>``
+    A near-copy of a better photo in the same set (:mod:`mmembed.ranking.duplicates`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["UNLIKE", "UNRELIABLE", "DUPLICATE", "Novelty", "clip_engagement"]
+
+UNLIKE = "unlike_training_data"
+UNRELIABLE = "engagement_unreliable"
+DUPLICATE = "duplicate_of"
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """Distance thresholds beyond which a photo is unlike the training data.
+
+    ``latent``/``features``: the thresholds on the distance to the nearest training post in
+    each space (L2 in the latent, ``1 − cosine`` of the tower features), from
+    :meth:`from_held_out`.
+    """
+
+    latent: float
+    features: float
+    quantile: float = 0.99
+
+    @classmethod
+    def from_held_out(cls, latent_distance: ArrayLike, feature_distance: ArrayLike,
+                      quantile: float = 0.99) -> Novelty:
+        """Thresholds from the held-out posts' nearest-training-post distances."""
+        if not 0 < quantile <= 1:
+            raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
+        lat = np.asarray(latent_distance, dtype=np.float64)
+        feat = np.asarray(feature_distance, dtype=np.float64)
+        if lat.size == 0 or feat.size == 0:
+            raise ValueError("need held-out posts to set the novelty thresholds; keep "
+                             "datamodule.val_fraction > 0")
+        return cls(float(np.quantile(lat, quantile)), float(np.quantile(feat, quantile)),
+                   float(quantile))
+
+    def unlike(self, latent_distance: ArrayLike, feature_distance: ArrayLike) -> np.ndarray:
+        """``[n]`` bool: farther than the threshold in either space."""
+        return ((np.asarray(latent_distance) > self.latent)
+                | (np.asarray(feature_distance) > self.features))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"latent": self.latent, "features": self.features, "quantile": self.quantile}
+
+
+def clip_engagement(predicted: ArrayLike, low: float, high: float,
+                    unlike: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(clipped prediction, unreliable)``: predictions clipped into ``[low, high]`` (the
+    range predicted for the training posts); unreliable where a clip happened or the photo is
+    unlike the training data."""
+    pred = np.asarray(predicted, dtype=np.float64)
+    clipped = np.clip(pred, low, high)
+    return clipped, (clipped != pred) | np.asarray(unlike, dtype=bool)
