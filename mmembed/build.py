@@ -25,6 +25,7 @@ from mmembed.communities import metrics as cluster_metrics_mod
 from mmembed.communities.naming import cluster_names, cluster_terms
 from mmembed.communities.profiles import build_communities
 from mmembed.models.features import tower_features
+from mmembed.report.pictures import bundle_pictures
 from mmembed.search.index import PostIndex
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,12 @@ def build_bundle(cfg: DictConfig, model, datamodule, wandb_run=None) -> BuildRes
     }
     if model.text_tower is not None and not model.text_tower.pretrained:
         files["tokenizer.json"] = model.text_tower.tokenizer_json().encode()
-    pictures = draw_pictures(emb, labels, names, terms, medoids, posts, communities, cfg.seed)
+    row_of = {p.post_id: i for i, p in enumerate(posts)}
+    thumbs = {name: [posts[i].image_path for i in _typical(
+        emb.latent, np.array([row_of[m] for m in c["members"]], dtype=int), 4)]
+        for name, c in communities.items()}
+    pictures = bundle_pictures(emb.latent, labels, names, terms, medoids, posts, communities,
+                               seed=cfg.seed, community_thumbs=thumbs)
     files.update(pictures)
 
     target = Path(cfg.paths.index_dir) / bundle_name(cfg)
@@ -262,33 +268,9 @@ def print_summary(result: BuildResult, console=None) -> None:
     console.print(table)
 
 
-def draw_pictures(emb, labels, names, terms, medoids, posts, communities, seed) -> dict:
-    """Writers for the bundle's pictures: 2-D map, cluster contact sheets and terms, cards."""
-    from mmembed.report import pictures as pics
-
-    coords, method = pics.map_2d(emb.latent, seed=seed)
-    row_of = {p.post_id: i for i, p in enumerate(posts)}
-    thumbs = {name: [posts[i].image_path for i in _typical(
-        emb.latent, np.array([row_of[m] for m in c["members"]], dtype=int), 4)]
-        for name, c in communities.items()}
-    files: dict[str, Any] = {
-        "pictures/map.png": lambda path: pics.plot_map(
-            coords, labels, names, path, "Posts by content cluster", method),
-        "pictures/communities.html": lambda path: pics.community_cards_html(
-            communities, names, path, thumbs=thumbs),
-    }
-    for c, name in enumerate(names):
-        paths = [posts[i].image_path for i in medoids[c]]
-        files[f"pictures/cluster_{c:02d}.png"] = (
-            lambda path, paths=paths, name=name: pics.cluster_contact_sheet(paths, path, name))
-        files[f"pictures/cluster_{c:02d}_terms.png"] = (
-            lambda path, t=terms[c], name=name: pics.top_terms_chart(t, path, name))
-    return files
-
-
 def log_build(run, target: Path, metrics: dict, pictures: dict) -> None:
     """Send the build's metrics and pictures to the W&B run."""
-    from mmembed.report.pictures import log_pictures_to_wandb
+    from mmembed.report.wandb import log_pictures_to_wandb
 
     run.summary.update({f"bundle/{k}": v for k, v in metrics.items() if v is not None})
     log_pictures_to_wandb(run, {name: target / name for name in pictures})

@@ -1,4 +1,4 @@
-"""Report pictures: 2-D map, PNG plots, contact sheets, community cards HTML, W&B logging."""
+"""Report pictures: 2-D map, PNG plots, contact sheets, community cards, bundle writers, W&B."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import pytest
 from PIL import Image
 
 from mmembed.data.post import Post
-from mmembed.report import pictures as P
+from mmembed.report.cards import community_cards_html, community_cards_png
+from mmembed.report.maps import map_2d, plot_map
+from mmembed.report.pictures import bundle_pictures
+from mmembed.report.sheets import cluster_contact_sheet, top_terms_chart
+from mmembed.report.wandb import log_pictures_to_wandb
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -34,7 +38,7 @@ def assert_png(path, min_size=(50, 50)):
 def test_map_2d_pca_forced_is_finite_and_does_not_import_umap():
     x, _ = blobs(300)
     had_umap = "umap" in sys.modules
-    coords, used = P.map_2d(x, seed=0, method="pca")
+    coords, used = map_2d(x, seed=0, method="pca")
     assert used == "pca"
     assert coords.shape == (300, 2) and coords.dtype == np.float32
     assert np.isfinite(coords).all() and coords.std() > 0
@@ -43,10 +47,10 @@ def test_map_2d_pca_forced_is_finite_and_does_not_import_umap():
 
 def test_map_2d_tsne_small_is_finite_seeded_and_separates_blobs():
     x, labels = blobs(200, k=4)
-    coords, used = P.map_2d(x, seed=3, method="tsne")
+    coords, used = map_2d(x, seed=3, method="tsne")
     assert used == "tsne"
     assert coords.shape == (200, 2) and np.isfinite(coords).all()
-    again, _ = P.map_2d(x, seed=3, method="tsne")
+    again, _ = map_2d(x, seed=3, method="tsne")
     np.testing.assert_allclose(coords, again, rtol=1e-4, atol=1e-4)
     # each blob's points are closer to their own centre than to any other centre
     centres = np.stack([coords[labels == k].mean(0) for k in range(4)])
@@ -57,36 +61,36 @@ def test_map_2d_tsne_small_is_finite_seeded_and_separates_blobs():
 def test_map_2d_auto_without_umap_falls_back(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
     x, _ = blobs(40)
-    _, used = P.map_2d(x, method="auto", tsne_max=10)
+    _, used = map_2d(x, method="auto", tsne_max=10)
     assert used == "pca"  # N above tsne_max and no umap
     with pytest.raises(ImportError, match="umap-learn"):
-        P.map_2d(x, method="umap")
+        map_2d(x, method="umap")
 
 
 def test_map_2d_edge_cases():
-    assert P.map_2d(np.zeros((0, 8)))[0].shape == (0, 2)
-    coords, used = P.map_2d(np.ones((3, 8)), method="tsne")  # too few points, constant
+    assert map_2d(np.zeros((0, 8)))[0].shape == (0, 2)
+    coords, used = map_2d(np.ones((3, 8)), method="tsne")  # too few points, constant
     assert used == "pca" and coords.shape == (3, 2) and np.isfinite(coords).all()
     x, _ = blobs(20)
     x[0, 0] = np.nan
     with pytest.warns(UserWarning, match="non-finite"):
-        coords, _ = P.map_2d(x, method="pca")
+        coords, _ = map_2d(x, method="pca")
     assert np.isfinite(coords).all()
     with pytest.raises(ValueError):
-        P.map_2d(x, method="mds")
+        map_2d(x, method="mds")
 
 
 def test_plot_map_writes_png(tmp_path):
     x, labels = blobs(300, k=5)
     labels[:3] = -1  # noise points are allowed
-    coords, used = P.map_2d(x, method="pca")
+    coords, used = map_2d(x, method="pca")
     names = ["rockclimbing · crag · sendit", "nightlife · club", "$5 " + XSS, "a", "b"]
-    out = P.plot_map(coords, labels, names, tmp_path / "sub" / "map.png", "Clusters", used,
+    out = plot_map(coords, labels, names, tmp_path / "sub" / "map.png", "Clusters", used,
                      highlight=[0, 10, 20])
     assert out == tmp_path / "sub" / "map.png"
     assert assert_png(out) == (900, 700)
     with pytest.raises(ValueError):
-        P.plot_map(coords, labels[:10], names, tmp_path / "bad.png", "x", used)
+        plot_map(coords, labels[:10], names, tmp_path / "bad.png", "x", used)
 
 
 def test_contact_sheet_with_broken_image_renders(tmp_path, make_image):
@@ -94,7 +98,7 @@ def test_contact_sheet_with_broken_image_renders(tmp_path, make_image):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     paths = good[:2] + [str(broken), str(tmp_path / "missing.png")] + good[2:]
-    out = P.cluster_contact_sheet(paths, tmp_path / "sheet.png", "Cluster 0 · " + XSS,
+    out = cluster_contact_sheet(paths, tmp_path / "sheet.png", "Cluster 0 · " + XSS,
                                   thumb=64, cols=3, captions=["@a"] * 6, color="#1f77b4")
     w, h = assert_png(out)
     assert w >= 3 * 64 and h >= 2 * 64
@@ -103,14 +107,14 @@ def test_contact_sheet_with_broken_image_renders(tmp_path, make_image):
         left = (w - (3 * 64 + 2 * 6)) // 2
         tile = np.asarray(img.crop((left + 2 * 70 + 2, 64 + 2, left + 2 * 70 + 10, 64 + 10)))
         assert np.allclose(tile, 208, atol=30)
-    assert_png(P.cluster_contact_sheet([], tmp_path / "empty.png", "empty"))
+    assert_png(cluster_contact_sheet([], tmp_path / "empty.png", "empty"))
 
 
 def test_top_terms_chart_writes_png(tmp_path):
     terms = [("rockclimbing", 0.31), ("crag", 0.2), ("sendit", 0.12), (XSS, 0.05)]
-    assert_png(P.top_terms_chart(terms, tmp_path / "terms.png", "Cluster 0", color="#ff7f0e"))
-    assert_png(P.top_terms_chart({"a": 1.0, "b": float("nan")}, tmp_path / "t2.png", "dict"))
-    assert_png(P.top_terms_chart([], tmp_path / "none.png", "no terms"))
+    assert_png(top_terms_chart(terms, tmp_path / "terms.png", "Cluster 0", color="#ff7f0e"))
+    assert_png(top_terms_chart({"a": 1.0, "b": float("nan")}, tmp_path / "t2.png", "dict"))
+    assert_png(top_terms_chart([], tmp_path / "none.png", "no terms"))
 
 
 def communities_fixture(tmp_path, make_image):
@@ -133,7 +137,7 @@ def communities_fixture(tmp_path, make_image):
 
 def test_community_cards_html_escapes_and_embeds_thumbnails(tmp_path, make_image):
     communities, names, posts, imgs = communities_fixture(tmp_path, make_image)
-    out = P.community_cards_html(communities, names, tmp_path / "cards.html", posts=posts)
+    out = community_cards_html(communities, names, tmp_path / "cards.html", posts=posts)
     html = out.read_text(encoding="utf-8")
     assert XSS not in html and "<script" not in html.lower()
     assert XSS_ESCAPED in html
@@ -144,33 +148,39 @@ def test_community_cards_html_escapes_and_embeds_thumbnails(tmp_path, make_image
     assert html.index(">acc<") < html.index(XSS_ESCAPED + "</h3>")  # accounts before sources
 
     thumbs = {"acc": [imgs[0]]}
-    html2 = P.community_cards_html(communities, names, tmp_path / "c2.html", thumbs).read_text()
+    html2 = community_cards_html(communities, names, tmp_path / "c2.html", thumbs).read_text()
     assert html2.count("data:image/jpeg;base64,") == 1  # no posts: index medoids are skipped
 
 
 def test_community_cards_png(tmp_path, make_image):
     communities, names, _, _ = communities_fixture(tmp_path, make_image)
-    assert_png(P.community_cards_png(communities, names, tmp_path / "cards.png"))
+    assert_png(community_cards_png(communities, names, tmp_path / "cards.png"))
 
 
-def test_write_pictures_for_a_bundle(tmp_path, make_image):
+def test_bundle_pictures_are_writers_for_every_picture(tmp_path, make_image):
     x, labels = blobs(60, k=3)
     communities, names, _, imgs = communities_fixture(tmp_path, make_image)
     posts = [Post(post_id=f"p{i}", image_path=imgs[i % 3], account="a") for i in range(60)]
-    paths = P.write_pictures(
-        tmp_path / "pics", latent=x, labels=labels, cluster_names=names,
-        top_terms=[[("a", 1.0), ("b", 0.5)]] * 3, medoids=[[0, 3], [1], [2, 5]], posts=posts,
-        communities=communities, method="pca",
+    files = bundle_pictures(
+        x, labels, names, [[("a", 1.0), ("b", 0.5)]] * 3, [[0, 3], [1], [2, 5]], posts,
+        communities, seed=0, community_thumbs={"acc": [imgs[0], imgs[1]]},
     )
-    assert set(paths) == {"map", "communities_html", "communities_png"} | {
-        f"cluster_{c:02d}_{kind}" for c in range(3) for kind in ("sheet", "terms")}
-    for key, path in paths.items():
-        if key != "communities_html":
+    assert set(files) == {"pictures/map.png", "pictures/communities.html"} | {
+        f"pictures/cluster_{c:02d}{kind}.png" for c in range(3) for kind in ("", "_terms")}
+    for name, writer in files.items():  # the bundle calls each writer with its own path
+        path = tmp_path / "bundle" / name
+        writer(path)
+        if name.endswith(".png"):
             assert_png(path)
+    html = (tmp_path / "bundle" / "pictures" / "communities.html").read_text(encoding="utf-8")
+    assert XSS not in html and XSS_ESCAPED in html
+    # "acc" shows its two given thumbnails; the others fall back to their medoids, which
+    # without posts resolve only where they are image paths (none here besides "acc")
+    assert html.count('src="data:image/jpeg;base64,') == 2
 
 
 def test_log_pictures_to_wandb_none_is_noop(tmp_path):
-    assert P.log_pictures_to_wandb(None, {"map": tmp_path / "missing.png"}) == {}
+    assert log_pictures_to_wandb(None, {"map": tmp_path / "missing.png"}) == {}
 
 
 def test_log_pictures_to_wandb_offline(tmp_path, monkeypatch, make_image):
@@ -180,13 +190,13 @@ def test_log_pictures_to_wandb_offline(tmp_path, monkeypatch, make_image):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     wandb = pytest.importorskip("wandb")
-    png = P.top_terms_chart([("a", 1.0)], tmp_path / "terms.png", "t")
-    html = P.community_cards_html({"c": {"kind": "group", "size": 1, "profile": [1.0]}},
+    png = top_terms_chart([("a", 1.0)], tmp_path / "terms.png", "t")
+    html = community_cards_html({"c": {"kind": "group", "size": 1, "profile": [1.0]}},
                                   ["x"], tmp_path / "cards.html")
     run = wandb.init(project="mmembed-test", mode="offline", dir=str(tmp_path / "WANDB_DIR"))
     try:
         with pytest.warns(UserWarning, match="does not exist"):
-            logged = P.log_pictures_to_wandb(
+            logged = log_pictures_to_wandb(
                 run, {"terms": png, "communities": html, "gone": tmp_path / "gone.png"})
     finally:
         run.finish()

@@ -174,3 +174,31 @@ def test_screenshot_script_renders_a_png(result, tmp_path):
     out = mod.screenshot(report, tmp_path / "shot.png", chromium, (800, 600))
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size == (800, 600)
+
+
+def test_a_page_can_extend_the_report_template(result):
+    """The web app renders the same context through a template that extends report.j2."""
+    from mmembed.report.html import report_context
+    from mmembed.report.templating import environment
+
+    page = environment().from_string(
+        '{% extends "report.j2" %}{% block footer %}<footer>served {{ n_ranked }}</footer>'
+        '{% endblock %}')
+    html = page.render(report_context(result))
+    report = render_report(result)
+    footer = report[report.index('<footer class="page">'):report.index("</footer>") + 9]
+    assert "mmembed ranking report" in footer
+    # everything but the overridden block is the report itself
+    assert html == report.replace(footer + "\n", "<footer>served 2</footer>")
+
+
+def test_no_html_in_python_sources():
+    """Pages live in mmembed/report/templates/*.j2, not in strings inside Python modules."""
+    from pathlib import Path
+
+    import mmembed
+
+    tag = re.compile(r"<(!doctype|html|head|body|div|span|section|article|img|style)\b", re.I)
+    offenders = [str(p) for p in Path(mmembed.__file__).parent.rglob("*.py")
+                 if tag.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

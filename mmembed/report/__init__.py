@@ -1,6 +1,15 @@
-"""Pictures and reports of a trained bundle: the 2-D latent map, per-cluster contact sheets and
-top-term charts, community cards (self-contained HTML), and logging them to W&B.
+"""Pictures and pages of a trained bundle and of a ranking result.
 
-See :mod:`mmembed.report.pictures`. Plotting uses matplotlib's Agg canvas directly (never pyplot),
-so importing or calling it changes no global backend state; UMAP is optional and imported lazily.
+One module per concept:
+
+* :mod:`.pictures` — every picture of a bundle, as writers for :func:`mmembed.bundle.write_bundle`;
+* :mod:`.maps` — the 2-D latent map; :mod:`.sheets` — per-cluster contact sheets and term charts;
+* :mod:`.cards` — the community cards (HTML page and PNG);
+* :mod:`.html` — the ranking report (``report.html``);
+* :mod:`.wandb` — logging the pictures to a W&B run;
+* shared: :mod:`.colors` (cluster colours and names), :mod:`.thumbnails` (safe decoding,
+  ``data:`` URIs), :mod:`.formatting` (numbers as shown), :mod:`.figures` (matplotlib on its own
+  Agg canvas, never pyplot), :mod:`.templating` (the Jinja2 environment of ``templates/``).
+
+UMAP is optional and imported lazily.
 """
