@@ -1,8 +1,9 @@
 """Real drawings by real authors, from the Open Clip Art Library (Debian's openclipart packages).
 
 ``openclipart-svg`` holds about 7,500 public-domain SVG drawings filed in 22 category folders
-(some nested), each with metadata: a title (``dc:title``), subject keywords (``rdf:li`` under
-``dc:subject``), a creator (``dc:creator``, about 500 real authors) and sometimes a date.
+(some nested; 8,121 paths with the links), each with metadata: a title (``dc:title``), subject
+keywords (``rdf:li`` under ``dc:subject``), a creator (``dc:creator``, about 500 real authors)
+and sometimes a date.
 ``openclipart-png`` holds the same drawings rasterised by the packagers, one PNG at the same
 path as each SVG. So every post here has real pixels, a real caption, real hashtags, a real
 topic *and a real account*:
@@ -20,21 +21,21 @@ standardised colourfulness of the cached image (a property anyone sees) and
 scale of :func:`mmembed.data.post.engagement`. Deterministic given ``seed``.
 
 **Pixels.** Rasterising is left to the packagers: every SVG has its PNG (8,121 paths in both
-packages), so no SVG is rendered here. The PNGs are small (median longest side ~220 px; ~40 %
+packages), so no SVG is rendered here. The PNGs are small (median longest side ~220 px; 38 %
 under 128 px, upsampled when cached); 15 exceed the 64-megapixel decode guard and are skipped.
 Transparency is composited on white and each drawing padded to a square (``image_size``).
 
 **Duplicates.** A drawing filed in several folders is a link in the PNG package (1,221 links,
-about half of them to another top-level folder). It becomes one post, at the path of the real
+43 % of them to another top-level folder). It becomes one post, at the path of the real
 file, and the links are counted as ``linked_copies``.
 
-**Creators with few drawings.** Half the creators made one or two drawings; alone they can never
-be a community (``communities.min_size``). Creators with fewer than ``min_account_posts``
-drawings are folded into one account, ``other_creators`` (listed in
+**Creators with few drawings.** Of the 498 creators, 261 made a single drawing and 444 fewer
+than 10; alone they can never be a community (``communities.min_size``). Creators with fewer
+than ``min_account_posts`` drawings are folded into one account, ``other_creators`` (listed in
 ``truth["folded_creators"]``), rather than dropped: their drawings still teach the embedding and
 the clusters, and that account's truth is still exactly what its posts are.
 
-**Keywords that name the folder.** About 60 % of the drawings carry their own category folder as a
+**Keywords that name the folder.** 60 % of the drawings carry their own top-level folder as a
 keyword (``computer``, ``signs_and_symbols``, ``unsorted``): tags of the library's filing, not of
 the drawing. Kept, they hand the topic label to the text tower, so ``drop_folder_keywords``
 (default on) removes keywords equal to one of the drawing's folder names.
