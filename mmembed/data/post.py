@@ -1,8 +1,8 @@
 """The Post record, the Corpus a source loads, and the engagement target.
 
-A :class:`Post` is one published item. Every source (manifest, instaloader, synthetic, tuxpaint)
-turns its input into Posts plus a list of :class:`Skipped` inputs, each with a reason, so that one
-bad row or file never sinks a load and the user can see what was left out.
+A :class:`Post` is one published item. Every source (manifest, instaloader, synthetic, tuxpaint,
+openclipart) turns its input into Posts plus a list of :class:`Skipped` inputs, each with a
+reason, so that one bad row or file never sinks a load and the user can see what was left out.
 """
 
 from __future__ import annotations

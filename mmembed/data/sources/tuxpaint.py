@@ -35,28 +35,20 @@ fall into 15 topics from 128 (animals) down to 3 (naturalforces); small topics a
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import re
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from mmembed.data.images import ImageError, load_image
+from mmembed.data.images import ImageError, cache_square, colourfulness
 from mmembed.data.post import Corpus, Post, Skipped, make_post
-from mmembed.data.sources import SourceError
+from mmembed.data.sources import SourceError, debian
+from mmembed.data.sources.debian import DebianPackage
 
-PACKAGE = "tuxpaint-stamps-default"
+PACKAGE = DebianPackage("tuxpaint-stamps-default", size_mb=160, cache_glob="tuxpaint-stamps*.deb")
 STAMPS_SUBDIR = "usr/share/tuxpaint/stamps"
-#: Where to get the .deb by hand when apt cannot (any mirror of Debian's pool works).
-DOWNLOAD_URL = f"https://packages.debian.org/stable/all/{PACKAGE}/download"
 #: Stamp files Tux Paint mirrors or flips by hand; they duplicate their original.
 _COPY_RE = re.compile(r"_(mirror|flip)$", re.IGNORECASE)
 #: ``fr.utf8=...`` / ``en_GB.UTF-8=...``: translations; the English caption is the plain line.
@@ -189,11 +181,11 @@ class TuxpaintSource:
         ids = _post_ids(stamps)
         kept: list[tuple[_Stamp, str, Path, float]] = []
         for stamp, post_id in zip(stamps, ids):
-            result = self._composite(stamp.path, images_dir / f"{post_id}.jpg")
+            result = cache_square(stamp.path, images_dir / f"{post_id}.jpg", self.image_size)
             if isinstance(result, ImageError):
                 skipped.append(Skipped(str(stamp.path), result.reason))
                 continue
-            kept.append((stamp, post_id, result, _colorfulness(result)))
+            kept.append((stamp, post_id, result, colourfulness(result)))
         if not kept:
             raise SourceError(
                 f"none of the {len(stamps)} stamp photos under {stamps_dir} could be decoded "
@@ -213,110 +205,15 @@ class TuxpaintSource:
             if not self.package_root.is_dir():
                 raise SourceError(
                     f"package_root {self.package_root} is not a folder; point it at an extracted "
-                    f"{PACKAGE} tree (holding {STAMPS_SUBDIR}) or leave it unset to fetch one"
+                    f"{PACKAGE.name} tree (holding {STAMPS_SUBDIR}) or leave it unset to fetch one"
                 )
             return _stamps_under(self.package_root)
         pkg = self.cache_dir / "pkg"
         if not (pkg / STAMPS_SUBDIR).is_dir():
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            self._extract(self._deb() or self._download(), pkg)
+            deb = debian.fetch(PACKAGE, self.cache_dir, self.apt_get, self.timeout_s)
+            debian.unpack([(deb, STAMPS_SUBDIR)], pkg, _is_stamp_file, self.dpkg_deb,
+                          self.timeout_s)
         return pkg / STAMPS_SUBDIR
-
-    # ------------------------------------------------------------------ fetching
-
-    def _deb(self) -> Path | None:
-        """A package file already in the cache (downloaded earlier or placed by hand)."""
-        debs = sorted(self.cache_dir.glob("tuxpaint-stamps*.deb"))
-        return debs[-1] if debs else None
-
-    def _download(self) -> Path:
-        """``apt-get download`` into the cache. Needs apt's package lists, not root."""
-        fix = (
-            f"run `sudo apt-get update` once so apt knows {PACKAGE}, or download the .deb by "
-            f"hand ({DOWNLOAD_URL}) and put it in {self.cache_dir}"
-        )
-        tmp = Path(tempfile.mkdtemp(prefix="download-", dir=self.cache_dir))
-        try:
-            try:
-                proc = subprocess.run(
-                    [self.apt_get, "download", PACKAGE], cwd=tmp, capture_output=True,
-                    text=True, timeout=self.timeout_s,
-                )
-            except FileNotFoundError:
-                raise SourceError(
-                    f"cannot fetch {PACKAGE}: `{self.apt_get}` is not available on this system. "
-                    f"Download the .deb by hand ({DOWNLOAD_URL}) and put it in {self.cache_dir}"
-                ) from None
-            except subprocess.TimeoutExpired:
-                raise SourceError(
-                    f"`{self.apt_get} download {PACKAGE}` took longer than {self.timeout_s:.0f}s "
-                    f"(the package is ~160 MB); raise timeout_s, or {fix}"
-                ) from None
-            debs = sorted(tmp.glob("*.deb"))
-            if proc.returncode != 0 or not debs:
-                detail = _last_lines(proc.stderr or proc.stdout) or f"exit {proc.returncode}"
-                raise SourceError(f"`{self.apt_get} download {PACKAGE}` failed ({detail}); {fix}")
-            target = self.cache_dir / debs[-1].name
-            os.replace(debs[-1], target)
-            return target
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _extract(self, deb: Path, pkg: Path) -> None:
-        """Unpack the stamp PNGs and captions of ``deb`` into ``pkg`` (atomically).
-
-        Only ``.png`` and ``.txt`` under the stamps folder are written: the sounds are 190 of
-        the package's 230 MB. The data archive is streamed from ``dpkg-deb --fsys-tarfile``,
-        which reads every compression Debian and Ubuntu use; without dpkg-deb (a .deb copied to
-        another OS) the archive is read in Python, which handles xz, gzip and bzip2.
-        """
-        tmp = Path(tempfile.mkdtemp(prefix="pkg-", dir=self.cache_dir))
-        try:
-            if shutil.which(self.dpkg_deb):
-                self._extract_with_dpkg(deb, tmp)
-            else:
-                with open(deb, "rb") as fh:
-                    member, stream = _ar_data_member(fh, deb)
-                    mode = _tar_mode(member, deb)
-                    _untar_stamps(tarfile.open(fileobj=stream, mode=mode), tmp)
-            if not (tmp / STAMPS_SUBDIR).is_dir():
-                raise SourceError(
-                    f"{deb} holds no {STAMPS_SUBDIR}; is it {PACKAGE}? Delete it and retry"
-                )
-            try:
-                tmp.rename(pkg)
-            except OSError:  # another process finished first: keep theirs
-                if not (pkg / STAMPS_SUBDIR).is_dir():
-                    raise
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise SourceError(
-                f"cannot unpack {deb}: {exc}. The file may be damaged; delete it and retry"
-            ) from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _extract_with_dpkg(self, deb: Path, out: Path) -> None:
-        with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
-                [self.dpkg_deb, "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=err
-            )
-            try:
-                _untar_stamps(tarfile.open(fileobj=proc.stdout, mode="r|"), out)
-            except (tarfile.TarError, EOFError):
-                proc.kill()
-                proc.wait()
-                err.seek(0)
-                detail = _last_lines(err.read().decode(errors="replace"))
-                raise SourceError(
-                    f"cannot unpack {deb} ({detail or 'not a tar stream'}); the file may be "
-                    "damaged: delete it and retry"
-                ) from None
-            finally:
-                proc.stdout.close()
-            if proc.wait(timeout=self.timeout_s) != 0:
-                err.seek(0)
-                detail = _last_lines(err.read().decode(errors="replace"))
-                raise SourceError(f"`{self.dpkg_deb} --fsys-tarfile {deb}` failed: {detail}")
 
     # ------------------------------------------------------------------ reading
 
@@ -344,8 +241,8 @@ class TuxpaintSource:
             )
         if not stamps:
             raise SourceError(
-                f"no stamp photos found under {stamps_dir}; is it the stamps folder of {PACKAGE}? "
-                "(delete the cache folder to fetch the package again)"
+                f"no stamp photos found under {stamps_dir}; is it the stamps folder of "
+                f"{PACKAGE.name}? (delete the cache folder to fetch the package again)"
             )
         return stamps, counts
 
@@ -367,35 +264,6 @@ class TuxpaintSource:
             if sizes[self._topic(s)] < self.min_category_size
         ]
         return kept, skipped
-
-    def _composite(self, src: Path, dst: Path) -> Path | ImageError:
-        """Write ``src`` on white, padded to a square of ``image_size``, once.
-
-        Padding (not cropping) keeps long, thin objects (a pen, a giraffe) whole; the padding
-        is white like the composited background, so it adds no edge. Written through a temporary
-        file and renamed, so an interrupted run never leaves a half image in the cache; a cached
-        image older than its stamp is written again. JPEG (quality 95) like real posts, and ~10x
-        smaller than PNG at 224 px.
-        """
-        try:
-            if dst.stat().st_size > 0 and dst.stat().st_mtime >= src.stat().st_mtime:
-                return dst
-        except OSError:  # not cached yet
-            pass
-        img = load_image(src)
-        if isinstance(img, ImageError):
-            return img
-        side = self.image_size
-        img = ImageOps.pad(img, (side, side), Image.Resampling.LANCZOS, color=(255, 255, 255))
-        fd, tmp = tempfile.mkstemp(suffix=".jpg.tmp", dir=dst.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                img.save(fh, format="JPEG", quality=95)
-            os.replace(tmp, dst)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return dst
 
     # ------------------------------------------------------------------ synthetic social layer
 
@@ -537,83 +405,7 @@ def _post_ids(stamps: list[_Stamp]) -> list[str]:
     return ids
 
 
-def _colorfulness(path: Path) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness of the cached image.
-
-    Read back from the cached file, so the first load and every later load agree exactly.
-    """
-    with Image.open(path) as img:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
-    rg = rgb[..., 0] - rgb[..., 1]
-    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-
-
-def _last_lines(text: str, n: int = 3) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return " | ".join(lines[-n:])
-
-
-class _Slice(io.RawIOBase):
-    """A read-only window of ``size`` bytes of an open file, for streaming one ar member."""
-
-    def __init__(self, fh, size: int) -> None:
-        self._fh = fh
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), self._left)
-        data = self._fh.read(n)
-        buffer[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
-
-
-def _ar_data_member(fh, deb: Path) -> tuple[str, io.BufferedReader]:
-    """Find ``data.tar*`` in a .deb (an ``ar`` archive) and return its name and a stream."""
-    if fh.read(8) != b"!<arch>\n":
-        raise SourceError(f"{deb} is not a .deb (no ar header); delete it and retry")
-    while True:
-        header = fh.read(60)
-        if len(header) < 60:
-            raise SourceError(f"{deb} has no data.tar member; delete it and retry")
-        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        size = int(header[48:58].decode("ascii").strip() or 0)
-        if name.startswith("data.tar"):
-            return name, io.BufferedReader(_Slice(fh, size))
-        fh.seek(size + (size % 2), os.SEEK_CUR)
-
-
-def _tar_mode(member: str, deb: Path) -> str:
-    modes = {"data.tar": "r|", "data.tar.xz": "r|xz", "data.tar.gz": "r|gz",
-             "data.tar.bz2": "r|bz2"}
-    if member not in modes:
-        raise SourceError(
-            f"{deb} stores its files as {member}, which Python cannot read; install dpkg-deb "
-            f"(package dpkg) or extract it by hand: dpkg-deb -x {deb.name} <cache>/pkg"
-        )
-    return modes[member]
-
-
-def _untar_stamps(tar: tarfile.TarFile, out: Path) -> None:
-    """Write the stamps' ``.png`` and ``.txt`` files of a package tar stream below ``out``."""
-    with tar:
-        for member in tar:
-            raw = member.name[2:] if member.name.startswith("./") else member.name
-            name = PurePosixPath(raw)
-            if not member.isfile() or ".." in name.parts or name.is_absolute():
-                continue
-            if not str(name).startswith(STAMPS_SUBDIR + "/"):
-                continue
-            if name.suffix.lower() not in (".png", ".txt"):
-                continue
-            dest = out / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(member)
-            if src is None:
-                continue
-            with src, open(dest, "wb") as fh:
-                shutil.copyfileobj(src, fh)
+def _is_stamp_file(name: PurePosixPath) -> bool:
+    """The package members a stamp needs: its ``.png`` and ``.txt`` (not sounds, not SVGs)."""
+    return (str(name).startswith(STAMPS_SUBDIR + "/")
+            and name.suffix.lower() in (".png", ".txt"))
