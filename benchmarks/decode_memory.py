@@ -7,8 +7,8 @@ Folders, generated once into a temporary folder:
 
 - ``ordinary``: ``--ordinary`` copies of the bundle's own post images (the baseline);
 - ``huge``: ``--huge`` grey+alpha (mode LA) PNGs of ``--side``² pixels, a soft-edged disc on a
-  gradient: about 140 kB on disk each and under the 64 MP decompression-bomb guard, yet 256 MB
-  each once Pillow decodes them (4 bytes a pixel);
+  gradient: 1.6 MB on disk each and under the 64 MP decompression-bomb guard, yet 256 MB each
+  once Pillow decodes them (4 bytes a pixel);
 - ``camera`` (with ``--camera`` > 0): 4000×3000 JPEGs, the size a phone or camera writes.
 
 Each folder is ranked by the real CLI, ``python rank.py bundle=... images=FOLDER report=false``,
@@ -39,7 +39,7 @@ GOAL = 1.5
 
 
 def huge_la_png(path: Path, side: int) -> Path:
-    """A ``side``² LA PNG: grey gradient, alpha a disc with a soft edge (compresses to ~140 kB)."""
+    """A ``side``² LA PNG: grey gradient, alpha a disc with a soft edge."""
     ramp = np.linspace(0, 255, side, dtype=np.float32)
     grey = ((ramp[None, :] + ramp[:, None]) / 2).astype(np.uint8)
     r = np.hypot(*np.ogrid[-1:1:side * 1j, -1:1:side * 1j])

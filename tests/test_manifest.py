@@ -198,7 +198,7 @@ def test_inspector_prints_rows_that_fail_alike_once(tmp_path, make_image, capsys
     assert main(["data=manifest", f"data.path={tmp_path / 'posts.jsonl'}"]) == 1
     out = capsys.readouterr().out
     assert out.count("'likes' must be a number") == 1 and "300 ×" in out
-    assert "… (295 more)" in out and len(out.splitlines()) < 30
+    assert "… 295 more)" in out and len(out.splitlines()) < 30
     (tmp_path / "posts.csv").write_text("post_id,image\np0,img/0.jpg\n")
     assert main(["data=manifest", f"data.path={tmp_path / 'posts.csv'}"]) == 1
     out = capsys.readouterr().out

@@ -289,11 +289,11 @@ def list_images(spec: str | Path | list) -> tuple[list[Path], list[Skipped]]:
             if not files:
                 skipped.append(Skipped(item, "missing: the pattern matches no file"))
             for match in matches:
-                if match.is_dir():
-                    if is_image_file(match):
-                        skipped.append(Skipped(str(match), "not a file: a directory"))
-                elif file_problem(match):
-                    skipped.append(Skipped(str(match), file_problem(match)))
+                problem = file_problem(match)
+                if problem == "not a file: a directory" and not is_image_file(match):
+                    continue  # a folder the pattern happens to match, not a photo
+                if problem:
+                    skipped.append(Skipped(str(match), problem))
                 else:
                     found.append(match)
         else:

@@ -238,8 +238,8 @@ def format_skipped(skipped: list[Skipped], examples: int | None = 3) -> str:
         shown = items if examples is None else items[:examples]
         more = len(items) - len(shown)
         if len({s.reason for s in items}) == 1 and len(items) > 1:
-            names = ", ".join(s.item for s in shown) + (f", … ({more} more)" if more else "")
-            lines.append(f"  {len(items)} × {items[0].reason}: {names}")
+            names = ", ".join(s.item for s in shown) + (f", … {more} more" if more else "")
+            lines.append(f"  {len(items)} × {items[0].reason} ({names})")
             continue
         lines.append(f"  {len(items)} × {key}:")
         lines.extend(f"    {s.item}: {s.reason}" for s in shown)

@@ -99,8 +99,8 @@ def _closest(name: str, candidates: list[str]) -> str | None:
     match = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
     if match:
         return lower[match[0]]
-    return next((c for c in candidates if name.lower() in c.lower()
-                 or c.lower() in name.lower()), None)
+    return next((c for c in candidates if len(c) >= 3
+                 and (name.lower() in c.lower() or c.lower() in name.lower())), None)
 
 
 class ManifestSource:
