@@ -95,11 +95,13 @@ def _csv_rows(reader, header: list[str]) -> Iterator[tuple[int, dict[str, Any] |
 
 
 def _closest(name: str, candidates: list[str]) -> str | None:
+    """The candidate most like ``name`` (difflib, ignoring case), else one that contains it or
+    that it contains (``id`` for ``post_id``), else None."""
     lower = {c.lower(): c for c in candidates}
     match = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
     if match:
         return lower[match[0]]
-    return next((c for c in candidates if len(c) >= 3
+    return next((c for c in candidates if len(c) >= 2
                  and (name.lower() in c.lower() or c.lower() in name.lower())), None)
 
 
@@ -136,21 +138,24 @@ class ManifestSource:
                 record[field] = raw[column]
         return record
 
-    def _missing_column(self, field: str, found: list[str], where: str) -> SourceError:
+    def _missing_column(self, field: str, found: list[str], csv_header: bool) -> SourceError:
+        """One error for a column that no row has, naming the columns found and the closest."""
         column = self.column(field)
         used = {self.column(f) for f in POST_FIELDS}
         close = _closest(column, [c for c in found if c not in used])
         shown = ", ".join(repr(c) for c in found[:_SHOW_COLUMNS])
         if len(found) > _SHOW_COLUMNS:
             shown += f", … ({len(found) - _SHOW_COLUMNS} more)"
+        missing = (f"the header row has no column {column!r}" if csv_header
+                   else f"no row has the key {column!r}")
         mapped = f" (data.columns.{field}={column})" if field in self.columns else ""
+        need = "the required field" if field in REQUIRED else "the field"
         hint = (f"The closest is {close!r}: rename it to {field!r} or map it with "
                 f"data.columns.{field}={close}." if close else
                 f"Rename the column that holds it to {field!r} or map it with "
                 f"data.columns.{field}=YOUR_COLUMN.")
-        return SourceError(f"{self.path}: {where} no column {column!r}{mapped} for the required "
-                           f"field {field!r}, so no row can load. Columns found: "
-                           f"{shown or 'none'}. {hint}")
+        return SourceError(f"{self.path}: {missing}{mapped} for {need} {field!r}, so no row can "
+                           f"load. Columns found: {shown or 'none'}. {hint}")
 
     def _rows(self) -> Iterator[tuple[int, dict[str, Any] | PostError]]:
         """``(row number, record or error)`` from a JSONL or CSV manifest, one bad row at a time.
@@ -175,7 +180,7 @@ class ManifestSource:
                     yield number, record
                 for field in REQUIRED + tuple(sorted(self.columns)):
                     if objects and self.column(field) not in keys:
-                        raise self._missing_column(field, sorted(keys), "no row has a key, i.e.")
+                        raise self._missing_column(field, sorted(keys), csv_header=False)
                 return
             reader = csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             try:
@@ -184,7 +189,7 @@ class ManifestSource:
                 header = []
             for field in REQUIRED + tuple(sorted(self.columns)):
                 if self.column(field) not in header:
-                    raise self._missing_column(field, header, "the header row has")
+                    raise self._missing_column(field, header, csv_header=True)
             for number, record in _csv_rows(reader, header):
                 yield number, (record if isinstance(record, PostError)
                                else self._record(record))
