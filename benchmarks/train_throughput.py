@@ -63,7 +63,7 @@ from hydra.utils import instantiate  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
 from mmembed.config import compose  # noqa: E402
-from mmembed.training import setup_datamodule  # noqa: E402
+from mmembed.training import attach_tokenizer, setup_datamodule  # noqa: E402
 
 # key: (table label, Hydra overrides, the flag holding its step count)
 CONFIGS = {
@@ -118,8 +118,9 @@ def build(overrides: list[str], posts: int, cache_dir: Path, out_dir: Path):
                    f"paths.output_dir={out_dir}", "++datamodule.progress=false",
                    "print_config=false", *overrides])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = setup_datamodule(cfg)
     model = instantiate(cfg.model)
-    datamodule = setup_datamodule(cfg, model)
+    attach_tokenizer(model, datamodule)
     return cfg, model, datamodule
 
 

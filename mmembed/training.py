@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from mmembed.data.post import format_skipped
 from mmembed.tracking import config_tree, is_wandb
 
 log = logging.getLogger(__name__)
@@ -92,16 +93,25 @@ def build_logger(cfg: DictConfig, output_dir: Path, run_id: str | None):
     return instantiate(cfg.logger, **kwargs)
 
 
-def setup_datamodule(cfg: DictConfig, model) -> Any:
-    """The configured datamodule, set up, with the model's tokenizer as its tokenisation hook."""
+def setup_datamodule(cfg: DictConfig) -> Any:
+    """The configured datamodule, set up: the source loaded and every image decoded.
+
+    Runs before the model is built, so bad data fails in seconds with its reasons rather than
+    after the towers are loaded. Raises :class:`~mmembed.data.sources.SourceError` when no post
+    loaded; the message lists why the inputs were skipped.
+    """
     datamodule = instantiate(cfg.datamodule, source=instantiate(cfg.data))
     datamodule.setup()
+    return datamodule
+
+
+def attach_tokenizer(model, datamodule) -> None:
+    """Fit the text tower's tokenizer on the training captions and hand it to the datamodule."""
     if model.text_tower is not None:
         train_captions = [p.caption for p, s in zip(datamodule.posts, datamodule.split)
                           if s == "train"]
         model.text_tower.fit_tokenizer(train_captions)
         datamodule.tokenize = model.text_tower.tokenizer_fn()  # small, pickles into workers
-    return datamodule
 
 
 def load_weights(model, ckpt_path: str) -> None:
@@ -141,11 +151,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
-    model = instantiate(cfg.model)
-    datamodule = setup_datamodule(cfg, model)
+    datamodule = setup_datamodule(cfg)
     log.info("posts: %d (%s); skipped: %d", len(datamodule.posts),
              {s: int((datamodule.split == s).sum()) for s in ("train", "val", "test")},
              len(datamodule.skipped))
+    if datamodule.skipped:
+        log.warning("%s\n(every input and reason: python -m mmembed.data with the same data "
+                    "overrides)", format_skipped(datamodule.skipped, examples=3))
+    model = instantiate(cfg.model)
+    attach_tokenizer(model, datamodule)
 
     ckpt_path = cfg.get("ckpt_path")
     logger = build_logger(cfg, output_dir, checkpoint_run_id(ckpt_path))

@@ -1,11 +1,18 @@
 import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mmembed.data import ImageError, check_images, list_images, load_image
-from mmembed.data.images import format_skipped
+from mmembed.data.images import DecodeBudget, format_skipped
 from mmembed.data.post import Corpus, Post
 
 
@@ -92,3 +99,121 @@ def test_list_images_glob_and_missing(tmp_path, make_image, monkeypatch):
     files, skipped = list_images(["*.jpg", "nope/", str(tmp_path / "a.jpg")])
     assert [f.name for f in files] == ["a.jpg", "b.jpg"]
     assert len(skipped) == 1 and skipped[0].reason.startswith("missing")
+
+
+# ------------------------------------------------------------------ inputs that used to vanish
+
+def test_folder_reports_directories_broken_links_and_follows_linked_folders(tmp_path, make_image):
+    make_image(tmp_path / "shoot" / "a.jpg")
+    (tmp_path / "shoot" / "x.jpg").mkdir()
+    (tmp_path / "shoot" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    make_image(tmp_path / "elsewhere" / "b.jpg")
+    (tmp_path / "shoot" / "more").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "shoot" / "more" / "loop").symlink_to(tmp_path / "shoot")
+    files, skipped = list_images(tmp_path / "shoot")
+    assert [f.name for f in files] == ["a.jpg", "b.jpg"]
+    reasons = {Path(s.item).name: s.reason for s in skipped}
+    assert reasons["x.jpg"] == "not a file: a directory"
+    assert reasons["gone.jpg"] == f"missing: broken symbolic link to {tmp_path / 'deleted.jpg'}"
+    assert reasons["loop"].startswith("not followed")
+    files, skipped = list_images([str(tmp_path / "shoot" / "*.jpg"),
+                                  str(tmp_path / "shoot" / "gone.jpg")])
+    assert [f.name for f in files] == ["a.jpg"]
+    assert sorted(Path(s.item).name for s in skipped) == ["gone.jpg", "gone.jpg", "x.jpg"]
+
+
+def test_load_image_names_a_directory_and_a_broken_link(tmp_path):
+    (tmp_path / "x.jpg").mkdir()
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    assert load_image(tmp_path / "x.jpg").reason == "not a file: a directory"
+    assert load_image(tmp_path / "gone.jpg").reason.startswith("missing: broken symbolic link")
+
+
+def _decode_as_before(path, size):
+    """The one-step decode: flatten at full size, then one bicubic resize and crop."""
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode != "RGB":
+            rgba = im.convert("RGBA")
+            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255,) * 4), rgba)
+        rgb = im.convert("RGB")
+    return np.asarray(ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC), dtype=float)
+
+
+def _disc(side_x, side_y, mode):
+    """A grey or colour gradient with a soft-edged alpha disc."""
+    x, y = np.meshgrid(np.linspace(-1, 1, side_x), np.linspace(-1, 1, side_y))
+    grey = ((x + 1) * 100 + (y + 1) * 27).astype(np.uint8)
+    alpha = np.clip((0.8 - np.hypot(x, y)) * 1000, 0, 255).astype(np.uint8)
+    if mode == "LA":
+        return Image.fromarray(np.dstack([grey, alpha]), "LA")
+    return Image.fromarray(np.dstack([grey, 255 - grey, grey // 2]), "RGB")
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from concurrent.futures import ThreadPoolExecutor
+from mmembed.data.images import DecodeBudget, load_image
+paths, budget = sys.argv[2:], DecodeBudget(int(sys.argv[1]))
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base = rss()
+with ThreadPoolExecutor(4) as pool:
+    images = list(pool.map(lambda p: load_image(p, size=64, budget=budget), paths))
+print(rss() - base, budget.peak, {im.size for im in images})
+"""
+
+
+def test_four_threads_decoding_huge_pngs_hold_about_one_decoded_copy(tmp_path):
+    """Four 3072² LA PNGs (36 MiB each once decoded) on four threads with a budget of one
+    decode: the peak grows by about two copies of one image, not five copies of four."""
+    side = 3072
+    first = tmp_path / "h0.png"
+    _disc(side, side, "LA").save(first, compress_level=1)
+    paths = [first] + [tmp_path / f"h{i}.png" for i in range(1, 4)]
+    for p in paths[1:]:
+        os.link(first, p)
+    decoded = side * side * 4
+    proc = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(2 * decoded),
+                           *map(str, paths)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr
+    grew, peak, sizes = proc.stdout.split(maxsplit=2)
+    assert sizes.strip() == "{(64, 64)}"
+    assert int(peak) == 2 * decoded  # the budget let one decode run at a time
+    assert int(grew) < 3 * decoded, int(grew) / decoded  # one-step decode: 4 × 5 copies
+
+
+def test_a_large_image_is_reduced_first_and_decodes_like_the_one_step_resize(tmp_path):
+    """Shrinking before flattening alpha changes the pixels by a fraction of a grey level, and
+    an image under PREREDUCE × size takes the one-step path exactly."""
+    _disc(2000, 1500, "LA").save(tmp_path / "huge.png")
+    _disc(2000, 1500, "RGB").save(tmp_path / "huge.jpg", quality=95)
+    _disc(200, 150, "LA").save(tmp_path / "small.png")
+    budget = DecodeBudget()
+    for name in ("huge.png", "huge.jpg"):
+        got = np.asarray(load_image(tmp_path / name, size=64, budget=budget), dtype=float)
+        diff = np.abs(got - _decode_as_before(tmp_path / name, 64))
+        assert got.shape == (64, 64, 3) and diff.mean() < 0.25 and diff.max() <= 2, name
+    small = np.asarray(load_image(tmp_path / "small.png", size=64), dtype=float)
+    assert np.array_equal(small, _decode_as_before(tmp_path / "small.png", 64))  # under 8x
+
+
+def test_decode_budget_makes_decodes_take_turns_and_never_deadlocks():
+    budget = DecodeBudget(100)
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def work(n):
+        with budget.hold(n):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.02)
+            with lock:
+                running[0] -= 1
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, [60, 60, 60, 500, 30, 30]))  # 500: more than the budget, runs alone
+    assert budget.peak <= 100 and budget.held == 0
+    assert most[0] <= 2  # 60 + 30 at most, never two of 60

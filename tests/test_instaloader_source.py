@@ -319,6 +319,20 @@ def test_single_target_root(tree):
     assert len(corpus.posts) == 3
 
 
+def test_stray_json_in_the_root_does_not_hide_the_targets(tree):
+    (tree / "session-alice.json").write_text('{"sessionid": "x"}')
+    (tree / "notes.json").write_text('["shoot list"]')
+    with lzma.open(tree / "resume_info.json.xz", "wt") as fp:
+        fp.write('{"node": {}, "instaloader": {"node_type": "FrozenNodeIterator"}}')
+    corpus = InstaloaderSource(tree).load()
+    assert {"PHOTO1", "CAROUSEL", "HT1", "HT2", "HT3"} <= set(by_id(corpus))
+    assert corpus.counts["targets"] == 2
+    for name in ("session-alice.json", "notes.json", "resume_info.json.xz"):
+        assert reasons(corpus)[name].startswith("not a post file"), name
+    (tree / "#climbing" / "notes.json").write_text("{}")  # inside a target: reported, not fatal
+    assert reasons(InstaloaderSource(tree / "#climbing").load())["notes.json"]
+
+
 def test_caption_falls_back_to_txt_and_date_to_file_name(tmp_path):
     folder = tmp_path / "natgeo"
     write_profile(folder)

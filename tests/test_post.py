@@ -1,9 +1,13 @@
+import json
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmembed.data.post import (
+    POST_FIELDS,
     Post,
     PostError,
     engagement,
@@ -74,3 +78,58 @@ def test_resolve_inside_rejects_escape(tmp_path):
     for bad in ("../y.jpg", "/etc/passwd", "x/../../y.jpg"):
         with pytest.raises(PostError, match="escapes"):
             resolve_inside(tmp_path, bad)
+
+
+@pytest.mark.parametrize("record, field", [
+    ({"hashtags": 5}, "hashtags"),
+    ({"mentions": {"a": 1}}, "mentions"),
+    ({"true_engagement": "abc"}, "true_engagement"),
+    ({"likes": 10**400}, "likes"),
+    ({"account": ["a", "b"]}, "account"),
+    ({"caption": "cut emoji \ud83d here"}, "caption"),
+    ({"caption": "latin-1 byte \udce9 read with surrogateescape"}, "caption"),
+    ({"hashtags": ["ok", "\udfff"]}, "hashtags"),
+])
+def test_bad_values_are_post_errors_naming_the_field(record, field):
+    with pytest.raises(PostError) as err:
+        make_post({"post_id": "1", "image_path": "a.jpg", **record}, "posts.jsonl row 3")
+    assert field in err.value.detail and err.value.where == "posts.jsonl row 3"
+    assert "posts.jsonl row 3" not in err.value.detail  # sources name the row once, not twice
+
+
+def test_the_error_for_a_bad_byte_says_which_byte():
+    with pytest.raises(PostError, match="not UTF-8 text.*0xe9"):
+        make_post({"post_id": "1", "image_path": "a.jpg", "caption": "caf\udce9"}, "row 1")
+    with pytest.raises(PostError, match="lone surrogate U\\+D83D"):
+        make_post({"post_id": "1", "image_path": "a.jpg", "caption": "\ud83d"}, "row 1")
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                     st.text(st.characters(codec=None), max_size=12))
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(record=st.dictionaries(st.sampled_from(POST_FIELDS), _values))
+def test_make_post_raises_only_post_errors_and_its_posts_write_as_utf8(record):
+    """Any record (JSON's types, lone surrogates, huge numbers) becomes a Post or a PostError."""
+    try:
+        post = make_post(record, "row 1")
+    except PostError as exc:
+        assert exc.where == "row 1" and exc.detail
+        return
+    json.dumps(post.to_dict(), ensure_ascii=False).encode("utf-8")  # what the bundle writes
+
+
+def test_resolve_inside_follows_the_users_symlinks_but_not_dot_dot(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    base = tmp_path / "shoot"
+    base.mkdir()
+    (base / "images").symlink_to(elsewhere)
+    assert resolve_inside(base, "images/a.jpg") == base / "images" / "a.jpg"
+    assert resolve_inside(base, "images/./x/../a.jpg") == base / "images" / "a.jpg"
+    for bad in ("images/../../elsewhere/a.jpg", "../shoot2/a.jpg", str(elsewhere / "a.jpg")):
+        with pytest.raises(PostError, match="escapes"):
+            resolve_inside(base, bad)

@@ -58,13 +58,17 @@ def read_csv(path):
 
 
 def broken_photos(folder: Path, good: Path) -> dict[str, str]:
-    """Zero-byte, truncated and text-as-JPEG files in ``folder``; name -> expected reason."""
+    """Zero-byte, truncated and text-as-JPEG files, a folder named like a photo and a broken
+    symbolic link in ``folder``; name -> expected reason."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "empty.jpg").write_bytes(b"")
     data = good.read_bytes()
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (folder / "notes.jpg").write_text("not a photo, just a note\n")
-    return {"empty.jpg": "empty", "truncated.jpg": "", "notes.jpg": "not an image"}
+    (folder / "album.jpg").mkdir()
+    (folder / "gone.jpg").symlink_to(folder / "deleted.jpg")
+    return {"empty.jpg": "empty", "truncated.jpg": "", "notes.jpg": "not an image",
+            "album.jpg": "not a file: a directory", "gone.jpg": "missing: broken symbolic link"}
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -147,15 +151,17 @@ def test_mixed_folder_ranks_good_and_skips_broken(ranker, dataset, tmp_path, cap
         shutil.copy(p, folder / p.name)
     expected = broken_photos(folder, good[0])
     (folder / "readme.txt").write_text("a caption draft")
+    shutil.copy(good[1], folder / os.fsdecode(b"caf\xe9.jpg"))  # a name that is not UTF-8
+    names = {p.name for p in good} | {"caf\\xe9.jpg"}  # shown with its odd byte escaped
     cfg = rank_cfg(tmp_path, f"images={folder}", f"community={ranker.default_community()}")
     result = run(functools.partial(rank, ranker=ranker), cfg)
-    assert {p["name"] for p in result["photos"]} == {p.name for p in good}
+    assert {p["name"] for p in result["photos"]} == names
     reasons = {Path(s["image"]).name: s["reason"] for s in result["skipped"]}
     assert set(reasons) == {*expected, "readme.txt"}
     for name, start in expected.items():
         assert reasons[name].startswith(start) and reasons[name], (name, reasons[name])
     rows = read_csv(tmp_path / "out" / "ranking.csv")
-    assert {Path(r["image"]).name for r in rows} == {p.name for p in good} | set(reasons)
+    assert {Path(r["image"]).name for r in rows} == names | set(reasons)
     assert {r["status"] for r in rows if r["reason"]} == {"skipped"}
     assert "skipped" in capsys.readouterr().out
 

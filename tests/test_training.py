@@ -130,3 +130,58 @@ def test_photo_statistics_feed_the_engagement_head_not_the_content_embedding(tmp
         assert torch.equal(model.project_image(feats), model.project_image(other))
         assert not torch.allclose(model.predict_engagement(feats),
                                   model.predict_engagement(other))
+
+
+def _manifest_cfg(tmp_path, make_image, rows):
+    import json
+
+    make_image(tmp_path / "img" / "a.jpg")
+    (tmp_path / "posts.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    return compose(["data=manifest", f"data.path={tmp_path / 'posts.jsonl'}", "logger=csv",
+                    "print_config=false", f"paths.output_dir={tmp_path / 'run'}",
+                    f"paths.cache_dir={tmp_path / 'cache'}",
+                    f"paths.index_dir={tmp_path / 'index'}"])
+
+
+class ModelBuilt(Exception):
+    pass
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Building the model (towers and weights included) raises ModelBuilt at once."""
+    import mmembed.training
+
+    real = mmembed.training.instantiate
+
+    def guarded(config, *args, **kwargs):
+        if str(config.get("_target_", "")).endswith("JointEmbedding"):
+            raise ModelBuilt("the model was built")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(mmembed.training, "instantiate", guarded)
+
+
+def test_data_with_no_usable_post_fails_before_the_model_with_reasons(tmp_path, make_image,
+                                                                      no_model):
+    from mmembed.data.sources import SourceError
+
+    rows = [{"post_id": f"p{i}", "image_path": "img/a.jpg", "likes": "lots"} for i in range(40)]
+    with pytest.raises(SourceError) as err:
+        train(_manifest_cfg(tmp_path, make_image, rows))
+    text = str(err.value)
+    assert "loaded no posts" in text and "40 ×" in text and text.count("'likes'") == 1
+
+
+def test_skipped_inputs_are_reported_before_the_model_is_built(tmp_path, make_image, no_model,
+                                                               caplog):
+    import logging
+
+    rows = [{"post_id": f"p{i}", "image_path": "img/a.jpg"} for i in range(3)] + [
+        {"post_id": "bad", "image_path": "img/a.jpg", "hashtags": 5},
+        {"post_id": "gone", "image_path": "img/gone.jpg"}]
+    with caplog.at_level(logging.WARNING, logger="mmembed.training"):
+        with pytest.raises(ModelBuilt):
+            train(_manifest_cfg(tmp_path, make_image, rows))
+    assert "2 input(s) skipped" in caplog.text
+    assert "'hashtags' must be text" in caplog.text and "img/gone.jpg" in caplog.text

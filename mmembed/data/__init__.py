@@ -25,17 +25,25 @@ def load_corpus(data_cfg) -> Corpus:
     return instantiate(data_cfg).load()
 
 
-def check_images(corpus: Corpus, workers: int = 4, progress: bool = True) -> Corpus:
-    """Decode every post's image and move the ones that fail to ``corpus.skipped``.
+def check_images(corpus: Corpus, workers: int = 4, progress: bool = True,
+                 size: int | None = None) -> Corpus:
+    """Decode every post's image (at ``size``, as the datamodule will) and move the ones that
+    fail to ``corpus.skipped``.
 
-    Returns a new Corpus; the reasons name the post and file.
+    Returns a new Corpus; the reasons name the post and file. The decodes share one
+    :class:`~mmembed.data.images.DecodeBudget`, so a folder of huge images cannot hold
+    ``workers`` of them in memory at once.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from rich.progress import track
 
+    from mmembed.data.images import DecodeBudget
+
+    budget = DecodeBudget()
     with ThreadPoolExecutor(workers) as pool:
-        results = pool.map(lambda p: load_image(p.image_path), corpus.posts)
+        results = pool.map(lambda p: load_image(p.image_path, size=size, budget=budget),
+                           corpus.posts)
         if progress:
             results = track(results, total=len(corpus.posts), description="checking images",
                             transient=True)

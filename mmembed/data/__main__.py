@@ -1,8 +1,10 @@
 """Inspect a source before training: ``python -m mmembed.data [overrides]``.
 
 Loads the configured source (same overrides as ``train.py``, e.g. ``data=instaloader
-data.root=DIR``), decodes every image, and prints posts, accounts, sources, and every skipped
-input with its reason. Exits 0 when any post loaded, 1 otherwise.
+data.root=DIR``), decodes every image at the datamodule's ``image_size`` (as training will), and
+prints posts, accounts, sources, and the skipped inputs with their reasons: grouped, with the
+first few of each reason (``verbose=true`` lists every one). Exits 0 when any post loaded, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from mmembed.config import compose
 from mmembed.data import check_images, load_corpus
+from mmembed.data.post import format_skipped
 from mmembed.data.sources import SourceError
 
 
@@ -21,7 +24,7 @@ def main(argv: list[str]) -> int:
     console = Console()
     cfg = compose(argv)
     try:
-        corpus = check_images(load_corpus(cfg.data))
+        corpus = check_images(load_corpus(cfg.data), size=cfg.datamodule.image_size)
     except SourceError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
@@ -39,9 +42,8 @@ def main(argv: list[str]) -> int:
         table.add_row(f"skipped: {reason}", str(n))
     console.print(table)
     if corpus.skipped:
-        console.print(f"{len(corpus.skipped)} input(s) skipped:")
-        for s in corpus.skipped:
-            console.print(f"  {s.item}: {s.reason}", markup=False, highlight=False, soft_wrap=True)
+        report = format_skipped(corpus.skipped, examples=None if cfg.get("verbose") else 5)
+        console.print(report, markup=False, highlight=False, soft_wrap=True)
     if not corpus.posts:
         console.print("[red]no post loaded[/red]")
         return 1

@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmembed.data.images import load_image
-from mmembed.data.post import Corpus, Post, Skipped, engagement
+from mmembed.data.post import Corpus, Post, Skipped, engagement, format_skipped
+from mmembed.data.sources import SourceError
 
 SPLITS = ("train", "val", "test")
 
@@ -195,14 +196,20 @@ class PostDataModule(L.LightningDataModule):
         if self.corpus is not None:
             return
         corpus = self.source if isinstance(self.source, Corpus) else self.source.load()
+        name = corpus.name or type(self.source).__name__
         if not corpus.posts:
-            raise ValueError(
-                f"the source {corpus.name or type(self.source).__name__} loaded no posts; "
-                "check it with `python -m mmembed.data <overrides>`"
+            raise SourceError(
+                f"the source {name} loaded no posts. {format_skipped(corpus.skipped)}\n"
+                "Check it with `python -m mmembed.data <the same data overrides>`."
             )
         array_path, kept, skipped = build_image_cache(
             corpus.posts, self.image_size, self.cache_dir, progress=self.progress
         )
+        if not kept:
+            raise SourceError(
+                f"the source {name} loaded {len(corpus.posts)} post(s), but no image could be "
+                f"decoded. {format_skipped(skipped)}"
+            )
         self.corpus = corpus
         self.skipped = list(corpus.skipped) + skipped
         self.array_path = array_path

@@ -8,6 +8,7 @@ reason, so that one bad row or file never sinks a load and the user can see what
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
@@ -21,7 +22,16 @@ MENTION_RE = re.compile(r"(?<![\w@])@([\w.]+\w|\w)", re.UNICODE)
 
 
 class PostError(ValueError):
-    """A record that cannot become a Post. The message names the row and the field."""
+    """A record that cannot become a Post. The message names the row and the field.
+
+    ``where`` names the record (``"posts.csv row 12"``) and ``detail`` says what is wrong, so a
+    source that already names the row in its :class:`Skipped` entry can report ``detail`` alone.
+    """
+
+    def __init__(self, detail: str, where: str = ""):
+        super().__init__(f"{where}: {detail}" if where else detail)
+        self.where = where
+        self.detail = detail
 
 
 def parse_hashtags(caption: str) -> list[str]:
@@ -65,12 +75,47 @@ class Post:
 POST_FIELDS = tuple(f.name for f in fields(Post))
 
 
-def _as_list(value: Any) -> list[str]:
+def check_text(text: str, name: str, where: str) -> str:
+    """``text`` if it can be written as UTF-8; else a :class:`PostError` saying why.
+
+    Two things get past a decoder and only fail later, when the bundle writes its JSON: bytes that
+    were not UTF-8 (read with ``errors="surrogateescape"`` they become U+DC80..U+DCFF) and a lone
+    surrogate written as a JSON escape (``"\\ud83d"``, half of an emoji cut in two).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            raise PostError(f"field '{name}' is not UTF-8 text (byte 0x{code - 0xDC00:02x} at "
+                            f"character {exc.start + 1}); save the file as UTF-8", where) from None
+        raise PostError(f"field '{name}' holds a lone surrogate U+{code:04X} at character "
+                        f"{exc.start + 1} (half of a UTF-16 pair, e.g. a cut emoji); fix the text",
+                        where) from None
+    return text
+
+
+def _as_text(value: Any, name: str, where: str) -> str:
+    """A text field: text, or a number written as text (CSV ids, JSON ``"post_id": 12``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return check_text(value, name, where).strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise PostError(f"field '{name}' must be text, got {type(value).__name__} {value!r:.60}", where)
+
+
+def _as_list(value: Any, name: str, where: str) -> list[str]:
+    """Hashtags or mentions: a list of words, or one text of words split on spaces, ',' or ';'."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        return [t for t in re.split(r"[\s,;]+", value) if t]
-    return [str(v) for v in value]
+        return [t for t in re.split(r"[\s,;]+", check_text(value, name, where)) if t]
+    if isinstance(value, list | tuple):
+        return [_as_text(v, name, where) for v in value if v not in (None, "")]
+    raise PostError(f"field '{name}' must be text or a list of text, got "
+                    f"{type(value).__name__} {value!r:.60}", where)
 
 
 def _as_count(value: Any, name: str, where: str, allow_none: bool = False) -> int | None:
@@ -78,48 +123,62 @@ def _as_count(value: Any, name: str, where: str, allow_none: bool = False) -> in
         if allow_none:
             return None
         return 0
+    number = _as_number(value, name, where)
+    if number < 0:
+        raise PostError(f"field '{name}' must be a non-negative number, got {value!r:.60}", where)
+    return int(number)
+
+
+def _as_number(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool):
+        raise PostError(f"field '{name}' must be a number, got {value!r}", where)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise PostError(f"{where}: field '{name}' must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise PostError(f"{where}: field '{name}' must be a non-negative number, got {value!r}")
-    return int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise PostError(f"field '{name}' must be a number, got {value!r:.60}", where) from None
+    if not math.isfinite(number):
+        raise PostError(f"field '{name}' must be a finite number, got {value!r:.60}", where)
+    return number
 
 
 def make_post(record: dict[str, Any], where: str) -> Post:
     """Validate a raw record (from JSONL, CSV, ...) and build a Post.
 
     ``where`` names the record in errors, e.g. ``"posts.csv row 12"``. Hashtags and mentions are
-    parsed from the caption when the record has none.
+    parsed from the caption when the record has none. Every bad value raises :class:`PostError`
+    naming the field (never another exception), so a source can skip the row and go on.
     """
     record = {k: v for k, v in record.items() if k in POST_FIELDS}  # extra columns are ignored
+    text = {name: _as_text(record.get(name), name, where)
+            for name in ("post_id", "image_path", "account", "timestamp", "source", "topic")}
     for required in ("post_id", "image_path"):
-        value = record.get(required)
-        if value is None or str(value).strip() == "":
-            raise PostError(f"{where}: required field '{required}' is missing or empty")
+        if not text[required]:
+            raise PostError(f"required field '{required}' is missing or empty", where)
+    if "\0" in text["image_path"]:
+        raise PostError("field 'image_path' holds a NUL character", where)
     caption = record.get("caption") or ""
     if not isinstance(caption, str):
-        raise PostError(f"{where}: field 'caption' must be text, got {type(caption).__name__}")
-    hashtags = [h.lstrip("#").lower() for h in _as_list(record.get("hashtags"))]
-    mentions = [m.lstrip("@").lower() for m in _as_list(record.get("mentions"))]
+        raise PostError(f"field 'caption' must be text, got {type(caption).__name__}", where)
+    check_text(caption, "caption", where)
+    hashtags = [h.lstrip("#").lower() for h in _as_list(record.get("hashtags"), "hashtags", where)]
+    mentions = [m.lstrip("@").lower() for m in _as_list(record.get("mentions"), "mentions", where)]
     true_eng = record.get("true_engagement")
-    post = Post(
-        post_id=str(record["post_id"]).strip(),
-        image_path=str(record["image_path"]).strip(),
+    return Post(
+        post_id=text["post_id"],
+        image_path=text["image_path"],
         caption=caption,
         hashtags=hashtags or parse_hashtags(caption),
         mentions=mentions or parse_mentions(caption),
         likes=_as_count(record.get("likes"), "likes", where),
         comments=_as_count(record.get("comments"), "comments", where),
         followers=_as_count(record.get("followers"), "followers", where, allow_none=True),
-        account=str(record.get("account") or "").strip(),
-        timestamp=str(record.get("timestamp") or "").strip(),
-        source=str(record.get("source") or "").strip(),
-        topic=(str(record["topic"]) if record.get("topic") not in (None, "") else None),
-        true_engagement=float(true_eng) if true_eng not in (None, "") else None,
+        account=text["account"],
+        timestamp=text["timestamp"],
+        source=text["source"],
+        topic=text["topic"] or None,
+        true_engagement=(_as_number(true_eng, "true_engagement", where)
+                         if true_eng not in (None, "") else None),
     )
-    return post
 
 
 @dataclass(frozen=True)
@@ -162,6 +221,33 @@ def skip_reasons(skipped: list[Skipped]) -> dict[str, int]:
     return dict(Counter(s.reason.split(":")[0] for s in skipped).most_common())
 
 
+def format_skipped(skipped: list[Skipped], examples: int | None = 3) -> str:
+    """A report of skipped inputs that stays short when thousands fail alike.
+
+    Grouped by reason (the text before the first ':'), largest group first. A group whose
+    inputs all share one reason is one line naming the first ``examples`` of them; otherwise
+    the first ``examples`` inputs are listed with their reasons. ``examples=None`` lists all.
+    """
+    if not skipped:
+        return "no inputs skipped"
+    groups: dict[str, list[Skipped]] = {}
+    for s in skipped:
+        groups.setdefault(s.reason.split(":")[0], []).append(s)
+    lines = [f"{len(skipped)} input(s) skipped:"]
+    for key, items in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        shown = items if examples is None else items[:examples]
+        more = len(items) - len(shown)
+        if len({s.reason for s in items}) == 1 and len(items) > 1:
+            names = ", ".join(s.item for s in shown) + (f", … {more} more" if more else "")
+            lines.append(f"  {len(items)} × {items[0].reason} ({names})")
+            continue
+        lines.append(f"  {len(items)} × {key}:")
+        lines.extend(f"    {s.item}: {s.reason}" for s in shown)
+        if more:
+            lines.append(f"    … {more} more")
+    return "\n".join(lines)
+
+
 def engagement(posts: list[Post]) -> np.ndarray:
     """Log engagement rate of each post, the target of the engagement head.
 
@@ -193,9 +279,16 @@ def engagement(posts: list[Post]) -> np.ndarray:
 
 
 def resolve_inside(base: Path, relative: str) -> Path:
-    """Resolve ``relative`` against ``base``; raise PostError if it escapes ``base``."""
-    base = base.resolve()
-    path = (base / relative).resolve()
+    """``relative`` joined to ``base`` and normalised lexically; PostError if it leaves ``base``.
+
+    Containment is judged on the path as written (``os.path.normpath`` of the absolute path:
+    ``..`` and ``.`` folded, symbolic links *not* resolved), so ``../../etc/passwd`` or an absolute
+    path elsewhere is refused, while a folder the user linked in (``images -> /data/shoot``) is
+    followed when the file is opened. The returned path keeps those links.
+    """
+    base = Path(os.path.abspath(base))
+    path = Path(os.path.normpath(base / relative))
     if not path.is_relative_to(base):
-        raise PostError(f"image_path {relative!r} escapes the folder {base}")
+        raise PostError(f"image_path {relative!r:.200} escapes the folder {base}; image paths "
+                        "must lie inside the manifest's folder")
     return path

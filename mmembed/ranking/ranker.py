@@ -78,7 +78,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmembed.bundle import Bundle, BundleError, dumps_json, newest_bundle, read_bundle
 from mmembed.communities.clustering import Clusterer, load_clusterer
-from mmembed.data.images import ImageError, list_images, load_image
+from mmembed.data.images import (
+    DecodeBudget,
+    ImageError,
+    display_path,
+    list_images,
+    load_image,
+)
 from mmembed.ranking import divergence
 from mmembed.ranking.score import expected_likes, percentile_among, rank_order, score
 from mmembed.ranking.suggest import CommunityPosts, suggest
@@ -103,6 +109,7 @@ class RankSettings:
     eps: float = 1e-3
     batch_size: int = 64
     decode_workers: int = 4
+    decode_memory_mb: int = 768
     neighbours: int = 20
     suggest_hashtags: int = 10
     suggest_mentions: int = 5
@@ -122,7 +129,7 @@ class RankSettings:
         if not (isinstance(self.eps, int | float) and math.isfinite(self.eps) and self.eps > 0):
             raise RankError(f"rank.eps must be a number > 0 (the smoothing that keeps the fit "
                             f"finite), got {self.eps!r}")
-        for name in ("batch_size", "decode_workers", "neighbours"):
+        for name in ("batch_size", "decode_workers", "decode_memory_mb", "neighbours"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RankError(f"rank.{name} must be an integer >= 1, got {value!r}")
@@ -151,10 +158,11 @@ class RankSettings:
 
 
 # ------------------------------------------------------------------------------------ decoding
-def _decode(path: Path, image_size: int) -> np.ndarray | ImageError:
+def _decode(path: Path, image_size: int, budget: DecodeBudget | None = None
+            ) -> np.ndarray | ImageError:
     """``[S, S, 3]`` uint8 pixels of one photo, or why it cannot be used."""
     try:
-        img = load_image(path, size=image_size)
+        img = load_image(path, size=image_size, budget=budget)
     except Exception as exc:  # noqa: BLE001 - load_image should not raise; one file never sinks a run
         return ImageError(str(path), f"unreadable: {exc}")
     if isinstance(img, ImageError):
@@ -163,21 +171,24 @@ def _decode(path: Path, image_size: int) -> np.ndarray | ImageError:
 
 
 def decode_batches(paths: Sequence[Path], image_size: int, batch_size: int = 64,
-                   workers: int = 4) -> Iterator[tuple[list[Path], torch.Tensor | None,
-                                                         list[ImageError]]]:
+                   workers: int = 4, memory_mb: int = 768
+                   ) -> Iterator[tuple[list[Path], torch.Tensor | None, list[ImageError]]]:
     """Decode photos in batches: ``(decoded paths, uint8 [b, 3, S, S] or None, errors)``.
 
     Decoding (:func:`mmembed.data.images.load_image`, resized and centre-cropped to the
     datamodule's ``image_size``, as in training) runs in a thread pool, one batch ahead of the
     consumer, so decoding overlaps the model's forward pass while at most two batches of
-    pixels are ever held.
+    pixels are ever held. The threads share a :class:`~mmembed.data.images.DecodeBudget` of
+    ``memory_mb``: a decode waits until the full-size pixels it needs fit beside the others',
+    so a folder of huge images is decoded a few at a time instead of ``workers`` at once.
     """
     chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
     if not chunks:
         return
+    budget = DecodeBudget(memory_mb * 2**20)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         def submit(chunk):
-            return [pool.submit(_decode, p, image_size) for p in chunk]
+            return [pool.submit(_decode, p, image_size, budget) for p in chunk]
 
         futures = submit(chunks[0])
         for i, chunk in enumerate(chunks):
@@ -408,7 +419,8 @@ class Ranker:
             if bar:
                 bar.start()
             for ok, images, errors in decode_batches(paths, self.image_size, settings.batch_size,
-                                                     settings.decode_workers):
+                                                     settings.decode_workers,
+                                                     settings.decode_memory_mb):
                 skipped_rows += [_skip(e.path, e.reason) for e in errors]
                 if images is not None:
                     self._rank_batch(ok, images, p_c, members, settings, photos, fits,
@@ -464,7 +476,8 @@ class Ranker:
                        for c in np.argsort(-contributions[j])[:EXPLAIN]
                        if contributions[j, c] > 0]
             photos.append({
-                "image": str(path), "name": path.name, "status": "ranked",
+                "image": display_path(path), "name": display_path(path.name),
+                "status": "ranked",
                 "fit": float(batch_fit[j]), "engagement": float(emb["engagement"][j]),
                 "q": [float(v) for v in q[j]],
                 "top_cluster": {"id": top, "name": self.cluster_names[top]},
@@ -487,7 +500,7 @@ class Ranker:
 
 
 def _skip(image: str, reason: str) -> dict[str, str]:
-    return {"image": str(image), "status": "skipped", "reason": reason}
+    return {"image": display_path(image), "status": "skipped", "reason": display_path(reason)}
 
 
 def _progress(console=None):

@@ -47,6 +47,7 @@ Decisions, so that results do not depend on what happens to be cached:
 
 from __future__ import annotations
 
+import json
 import lzma
 import re
 from collections import defaultdict
@@ -213,6 +214,31 @@ def _metadata_files(folder: Path) -> list[Path]:
     )
 
 
+def _is_post_file(path: Path) -> bool:
+    """Whether ``path`` holds an instaloader Post: ``{"node": ..., "instaloader": {"node_type":
+    "Post"}}`` as ``save_structure_to_file`` writes it, or the bare shortcode of instaloader v3.
+
+    Targets are recognised by these files, not by "any JSON here": a session, resume or notes
+    file beside the target folders must not turn the root into the only target.
+    """
+    try:
+        opener = lzma.open if path.name.endswith(".xz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, EOFError, lzma.LZMAError, ValueError, RecursionError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    meta = data.get("instaloader")
+    if isinstance(meta, dict) and "node" in data:
+        return meta.get("node_type") == "Post"
+    return "node" not in data and isinstance(data.get("shortcode"), str)
+
+
+def _has_posts(folder: Path) -> bool:
+    return any(_is_post_file(p) for p in _metadata_files(folder))
+
+
 def _stem_timestamp(stem: str) -> str:
     """ISO UTC time from instaloader's default file stem, for nodes without a date."""
     match = _STEM_DATE_RE.match(stem)
@@ -314,12 +340,26 @@ class InstaloaderSource:
         return root.resolve()
 
     def _targets(self, root: Path, skipped: list[Skipped]) -> list[Path]:
-        if _metadata_files(root):
+        """``[root]`` if it holds post files itself, else its subfolders that do.
+
+        A folder is a target when one of its metadata files is an instaloader Post
+        (:func:`_is_post_file`). Other JSON files in a root of targets are reported as skipped,
+        as are subfolders with images but no post metadata.
+        """
+        if _has_posts(root):
             return [root]
+        for path in _metadata_files(root):
+            skipped.append(Skipped(str(path), (
+                "not a post file: no instaloader Post in it (a session, resume or notes file?); "
+                "ignored")))
         targets = []
         for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if _metadata_files(child):
+            if _has_posts(child):
                 targets.append(child)
+            elif _metadata_files(child):
+                skipped.append(Skipped(str(child), (
+                    "no post metadata: its *.json(.xz) files hold no instaloader Post (corrupt, "
+                    "or session and notes files only)")))
             elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in child.iterdir() if p.is_file()):
                 skipped.append(Skipped(
                     str(child),
@@ -328,9 +368,10 @@ class InstaloaderSource:
                 ))
         if not targets:
             raise SourceError(
-                f"no instaloader metadata (*.json.xz) in {root} or its subfolders. Point data.root "
-                "at the folder holding instaloader's target folders (natgeo/, '#rockclimbing/', "
-                "...), or at one of them, and run instaloader without --no-metadata-json."
+                f"no instaloader post metadata (*.json.xz) in {root} or its subfolders. Point "
+                "data.root at the folder holding instaloader's target folders (natgeo/, "
+                "'#rockclimbing/', ...), or at one of them, and run instaloader without "
+                "--no-metadata-json."
             )
         return targets
 
@@ -501,7 +542,7 @@ class InstaloaderSource:
                     {**record, "post_id": post_id, "image_path": str(image)}, where=str(json_path)
                 ))
             except PostError as exc:
-                raise _Skip(f"invalid post: {exc}") from None
+                raise _Skip(f"invalid post: {exc.detail}") from None
         return shortcode, out
 
 
