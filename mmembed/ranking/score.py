@@ -18,6 +18,8 @@ this community's posts") and :func:`expected_likes` (a log rate back to a count)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -33,6 +35,10 @@ def standardize(x: ArrayLike) -> np.ndarray:
     are constant (``std <= 1e-10 * max|x|``, so that rounding noise in equal values is not blown
     up to +-1). Raises ``ValueError`` on NaN/inf (an unsmoothed infinite fit, a missing
     prediction): they would silently turn every score into NaN.
+
+    The sums are exactly rounded (``math.fsum``), so the z-scores do not depend on the order
+    of the candidates: the same photos listed in another order get the very same scores
+    (a plain float sum differs in the last bit for most orders).
     """
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
@@ -41,8 +47,8 @@ def standardize(x: ArrayLike) -> np.ndarray:
         raise ValueError("cannot standardise NaN or inf values (is the fit smoothed, eps > 0?)")
     if arr.size < 2:
         return np.zeros_like(arr)
-    centred = arr - arr.mean()
-    std = float(np.sqrt(np.mean(centred**2)))
+    centred = arr - math.fsum(arr) / arr.size
+    std = math.sqrt(math.fsum(centred**2) / arr.size)
     if std <= _CONSTANT_RTOL * float(np.max(np.abs(arr))) or std == 0.0:
         return np.zeros_like(arr)
     return centred / std
