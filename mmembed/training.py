@@ -1,15 +1,32 @@
-"""``train(cfg)``: fit the joint embedding. ``train.py`` is a thin Hydra wrapper around it."""
+"""``train(cfg)``: fit the joint embedding. ``train.py`` is a thin Hydra wrapper around it.
+
+**Resume.** ``ckpt_path=.../last.ckpt`` continues a run and ends where the unbroken run of the
+same seed ends (same weights, bundle and ranking on CPU), even after a SIGKILL mid-epoch:
+
+- Lightning restores the weights, optimiser, scheduler and loop counters, and restarts the
+  interrupted epoch from its beginning (``last.ckpt`` is written at each epoch's end);
+- the epoch's batch order is a pure function of ``(seed, epoch)``
+  (:class:`mmembed.data.datamodule.PostDataModule`);
+- :class:`BatchSeed` re-seeds every random generator before each training batch from
+  ``(seed, epoch, batch, rank)``, so dropout and modality dropout draw the same masks whatever
+  ran before (model building, the sanity check, the epochs before a crash);
+- :class:`ResumableCheckpoint` restores its best score and kept files even when the resumed
+  run writes to a new output folder (Hydra gives every run its own), so the best epoch and the
+  early-stopping state are those of the unbroken run.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
+import random
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
@@ -30,7 +47,48 @@ class WandbRunIdInCheckpoint(Callback):
                 checkpoint["wandb_run_id"] = logger.version
 
 
-class BestCheckpoint(ModelCheckpoint):
+class BatchSeed(Callback):
+    """Re-seeds torch (CPU and CUDA), numpy and ``random`` before every training batch.
+
+    The seed of batch b of epoch e on rank r is drawn from
+    ``numpy.random.SeedSequence([seed, e, b, r])``, so each step's dropout and modality-dropout
+    masks (and the validation that follows the epoch's last batch) depend on nothing that ran
+    before it: model building, the sanity check, the epochs before a crash. A resumed run thus
+    draws exactly what the unbroken run drew, with no generator state saved in the checkpoint.
+    Per batch rather than per epoch: a DataLoader draws its workers' base seed from the global
+    generator when its iterator is made, and Lightning makes the first epoch's iterator before
+    ``on_train_epoch_start`` but later epochs' after it, so at the first batch of a resumed
+    epoch a per-epoch seed would have been drawn from once less. Ranks draw different masks.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def batch_seed(self, epoch: int, batch_idx: int, rank: int = 0) -> int:
+        return int(np.random.SeedSequence([self.seed, epoch, batch_idx, rank]).generate_state(1)[0])
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        seed = self.batch_seed(trainer.current_epoch, batch_idx, trainer.global_rank)
+        torch.manual_seed(seed)  # every device's generator
+        np.random.seed(seed)
+        random.seed(seed)
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose state (best score, kept files) survives a resume into a new folder.
+
+    Lightning's ModelCheckpoint restores only ``best_model_path`` when the checkpoint folder
+    changed, and then treats the first resumed epoch as the best so far: the resumed run would
+    keep and serve another epoch than the unbroken run. Every Hydra run has its own output
+    folder, so here the state is restored in full. Files of the earlier run stay where they are
+    (Lightning never deletes a checkpoint outside its own folder, nor the one resumed from).
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict({**state_dict, "dirpath": self.dirpath})
+
+
+class BestCheckpoint(ResumableCheckpoint):
     """ModelCheckpoint that starts ranking epochs only after ``min_epochs``.
 
     The first epochs can have the lowest validation loss before the slower parts of the model
@@ -78,12 +136,15 @@ class SampleTable(Callback):
                                       "log_engagement", "topic"], data=data)
 
 
-def checkpoint_run_id(ckpt_path: str | None) -> str | None:
-    """The W&B run id saved in a checkpoint, if any (read with ``weights_only=True``)."""
+def checkpoint_extras(ckpt_path: str | None) -> dict[str, Any]:
+    """What a checkpoint stores besides the training state: the W&B run id
+    (``wandb_run_id``) and a from-scratch text tower's vocabulary (``tokenizer_json``); read
+    with ``weights_only=True``. Empty without a checkpoint."""
     if not ckpt_path:
-        return None
+        return {}
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    return checkpoint.get("wandb_run_id")
+    return {key: checkpoint[key] for key in ("wandb_run_id", "tokenizer_json")
+            if key in checkpoint}
 
 
 def build_logger(cfg: DictConfig, output_dir: Path, run_id: str | None):
@@ -105,12 +166,25 @@ def setup_datamodule(cfg: DictConfig) -> Any:
     return datamodule
 
 
-def attach_tokenizer(model, datamodule) -> None:
-    """Fit the text tower's tokenizer on the training captions and hand it to the datamodule."""
+def attach_tokenizer(model, datamodule, tokenizer_json: str | None = None,
+                     ckpt_path: str | None = None) -> None:
+    """Give the text tower its vocabulary and hand the tokenizer to the datamodule.
+
+    The vocabulary is fitted on the training captions, or, given ``tokenizer_json`` (from the
+    checkpoint a run resumes or builds from), set to the one the checkpoint's weights were
+    trained with.
+    """
     if model.text_tower is not None:
-        train_captions = [p.caption for p, s in zip(datamodule.posts, datamodule.split)
-                          if s == "train"]
-        model.text_tower.fit_tokenizer(train_captions)
+        if tokenizer_json is not None:
+            model.text_tower.load_tokenizer(tokenizer_json)
+        else:
+            if ckpt_path and not model.text_tower.pretrained:
+                log.warning("%s stores no text vocabulary (written by an older version): "
+                            "fitting it again, which may not give the token ids its weights "
+                            "were trained with", ckpt_path)
+            train_captions = [p.caption for p, s in zip(datamodule.posts, datamodule.split)
+                              if s == "train"]
+            model.text_tower.fit_tokenizer(train_captions)
         datamodule.tokenize = model.text_tower.tokenizer_fn()  # small, pickles into workers
 
 
@@ -123,7 +197,8 @@ def load_weights(model, ckpt_path: str) -> None:
 def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path: str | None):
     """Run ``Trainer.fit``; return the trainer and the best/last checkpoint paths."""
     configured = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
-    callbacks = [*configured.values(), WandbRunIdInCheckpoint(), SampleTable()]
+    callbacks = [*configured.values(), BatchSeed(cfg.seed), WandbRunIdInCheckpoint(),
+                 SampleTable()]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
@@ -151,6 +226,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
+    ckpt_path = cfg.get("ckpt_path")
+    extras = checkpoint_extras(ckpt_path)
     datamodule = setup_datamodule(cfg)
     log.info("posts: %d (%s); skipped: %d", len(datamodule.posts),
              {s: int((datamodule.split == s).sum()) for s in ("train", "val", "test")},
@@ -159,10 +236,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         log.warning("%s\n(every input and reason: python -m mmembed.data with the same data "
                     "overrides)", format_skipped(datamodule.skipped, examples=3))
     model = instantiate(cfg.model)
-    attach_tokenizer(model, datamodule)
+    attach_tokenizer(model, datamodule, extras.get("tokenizer_json"), ckpt_path)
 
-    ckpt_path = cfg.get("ckpt_path")
-    logger = build_logger(cfg, output_dir, checkpoint_run_id(ckpt_path))
+    logger = build_logger(cfg, output_dir, extras.get("wandb_run_id"))
     trainer, checkpoints = None, {"best": None, "last": None}
     if cfg.get("build_only"):
         if not ckpt_path:

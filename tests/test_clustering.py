@@ -129,6 +129,45 @@ def test_state_round_trip_without_pickle(method, fitted, blobs, tmp_path):
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
+def test_clusters_are_numbered_canonically(method, fitted, blobs):
+    """Cluster j holds the earliest post not in clusters 0..j-1, whatever order the library
+    fitted them in. The blobs are listed topic by topic, so the labels are the topics; the
+    saved state and the columns of q follow the same numbering."""
+    clusterer = fitted(method)
+    np.testing.assert_array_equal(clusterer.labels_, blobs[1])
+    loaded = load_clusterer(*clusterer.state())
+    assert (loaded.soft_assign(blobs[0]).argmax(1) == blobs[1]).mean() >= 0.95
+    if method == "pam":  # each medoid is a post of its own cluster
+        np.testing.assert_array_equal(blobs[1][clusterer.medoid_indices_], np.arange(N_TOPICS))
+
+
+def test_same_partition_gives_the_same_labels_whatever_the_seed(blobs):
+    order = np.random.default_rng(3).permutation(len(blobs[1]))
+    x, truth = blobs[0][order], blobs[1][order]
+    _, first = np.unique(truth, return_index=True)
+    by_first_post = np.argsort(np.argsort(first))[truth]  # topics numbered by first appearance
+    for seed in (0, 1):
+        labels = KMeansClusterer(k=N_TOPICS, seed=seed, n_init=1).fit(x).labels_
+        np.testing.assert_array_equal(labels, by_first_post)
+
+
+def test_empty_clusters_come_last_by_their_closest_post():
+    """Two centroids that no post is nearest to: ordered by the post most assigned to them,
+    then by how much, the same whichever order the fit listed them in."""
+    centroids = np.array([[100.0, 100.0], [0.0, 0.0], [50.0, 50.0], [10.0, 10.0]], np.float32)
+    x = np.array([[10, 10], [0, 0], [1, 1], [11, 11]], np.float32)
+    _, params = KMeansClusterer(k=4, n_init=1).fit(np.vstack([x, x + 1.0])).state()
+    orders = []
+    for perm in ([0, 1, 2, 3], [2, 3, 0, 1]):
+        arrays = {"centroids": centroids[perm], "scale": np.array([1.0])}
+        clusterer = load_clusterer(arrays, params)
+        clusterer.labels_ = clusterer.soft_assign(x).argmax(1)
+        orders.append(np.asarray(perm)[clusterer.canonical_order(x)])
+    np.testing.assert_array_equal(orders[0], [3, 1, 2, 0])
+    np.testing.assert_array_equal(orders[1], orders[0])
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_soft_assign_rejects_bad_latents(method, fitted):
     clusterer = fitted(method)
     with pytest.raises(ValueError, match="dimension"):

@@ -142,6 +142,37 @@ def test_explanations_and_suggestions(ranker, dataset):
         assert 0 <= photo["percentile"] <= 100
 
 
+def test_a_photos_numbers_do_not_depend_on_its_batch(ranker, dataset):
+    """Alone, beside other photos, elsewhere in its batch, listed in another order: the same
+    q, fit, engagement, neighbours and score, bit for bit, at one rank.batch_size; across
+    batch sizes within the tolerance the README states (float32 rounding in the model)."""
+    paths = sorted(dataset["shoot"].glob("*.jpg"))
+    community = ranker.default_community()
+
+    def photos(subset, batch_size=8):
+        result = ranker.rank_photos(subset, community, RankSettings(batch_size=batch_size))
+        return {p["name"]: p for p in result["photos"]}
+
+    def numbers(p):
+        return (p["q"], p["fit"], p["engagement"], p["neighbours"], p["hashtags"])
+
+    together = photos(paths)  # 12 photos: a full batch of 8, then 4 padded to 8
+    backwards = photos(paths[::-1])  # other positions, other partners
+    for path in paths[::4]:
+        alone = photos([path])[path.name]
+        assert numbers(alone) == numbers(together[path.name]) == numbers(backwards[path.name])
+    assert {n: p["score"] for n, p in together.items()} == \
+        {n: p["score"] for n, p in backwards.items()}
+
+    for name, p in photos(paths, batch_size=5).items():
+        ref = together[name]
+        np.testing.assert_allclose(p["q"], ref["q"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose([p["fit"], p["engagement"]], [ref["fit"], ref["engagement"]],
+                                   rtol=1e-6)
+        np.testing.assert_allclose([n["similarity"] for n in p["neighbours"]],
+                                   [n["similarity"] for n in ref["neighbours"]], rtol=0, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------ bad inputs
 def test_mixed_folder_ranks_good_and_skips_broken(ranker, dataset, tmp_path, capsys):
     folder = tmp_path / "photos"

@@ -1,14 +1,22 @@
 """train(cfg) on tiny synthetic data: each experiment, resume, W&B offline files, NaN guard."""
 
 import glob
+import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
+import mmembed.training
 from mmembed.config import compose
 from mmembed.training import train
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = [
     "data.num_posts=96", "data.image_size=32", "data.shoot_size=6",
@@ -59,6 +67,112 @@ def test_resume_continues_steps_and_wandb_run(tmp_path):
     assert second["trainer"].global_step == 2 * steps_one_epoch
     assert second["trainer"].current_epoch == 2
     assert second["trainer"].logger.version == run_id
+    # the vocabulary its weights were trained with, not a new fit (whose token ids differ)
+    captions = [p.caption for p in first["datamodule"].posts]
+    assert torch.equal(second["model"].text_tower.tokenize(captions)["input_ids"],
+                       first["model"].text_tower.tokenize(captions)["input_ids"])
+
+
+class CrashMidEpoch(Callback):
+    """Stands for a crash: raises in the middle of ``epoch``, after last.ckpt of the one before."""
+
+    def __init__(self, epoch: int, batch: int = 2):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise KeyError("crash")  # not KeyboardInterrupt: Lightning would end gracefully
+
+
+def final_state(objects):
+    trainer = objects["trainer"]
+    stop = trainer.early_stopping_callback
+    best = objects["best_checkpoint"]
+    return {"weights": {k: v.clone() for k, v in objects["model"].state_dict().items()},
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "best": (Path(best).name, float(trainer.checkpoint_callback.best_model_score)),
+            "early_stopping": (stop.wait_count, float(stop.best_score)),
+            "epoch": trainer.current_epoch, "step": trainer.global_step}
+
+
+def test_resume_after_a_crash_mid_epoch_ends_as_the_unbroken_run(tmp_path, monkeypatch):
+    """Same weights, metrics, best epoch and early-stopping state as the unbroken run: the
+    batch order, dropout masks and checkpoint callbacks pick up where they were."""
+    common = ["trainer.max_epochs=2", "logger=none", "build=false"]
+    cache = tmp_path / "cache"
+    unbroken = final_state(train(tiny_cfg(tmp_path / "unbroken", *common, cache=cache))[1])
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mmembed.training, "SampleTable", lambda: CrashMidEpoch(epoch=1))
+        with pytest.raises(KeyError, match="crash"):
+            train(tiny_cfg(tmp_path / "crashed", *common, cache=cache))
+    last = tmp_path / "crashed" / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+
+    # a new output folder, as Hydra gives every run
+    resumed = final_state(train(tiny_cfg(tmp_path / "resumed", *common, f"ckpt_path={last}",
+                                         cache=cache))[1])
+    assert resumed["weights"].keys() == unbroken["weights"].keys()
+    different = [k for k, v in resumed["weights"].items()
+                 if not torch.equal(v, unbroken["weights"][k])]
+    assert not different, different[:5]
+    for key in ("metrics", "best", "early_stopping", "epoch", "step"):
+        assert resumed[key] == unbroken[key], key
+
+
+KILL = textwrap.dedent("""
+    import os, signal, sys
+    from lightning.pytorch.callbacks import Callback
+    from mmembed.config import compose
+    from mmembed.training import train
+
+    class Kill(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == int(sys.argv[1]) and batch_idx == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train(compose(sys.argv[2:] + ["+callbacks.kill._target_=__main__.Kill"]))
+""")
+
+
+def bundle_files(path: Path) -> dict[str, str]:
+    """sha256 of every bundle file (the manifest itself names the run's own folders)."""
+    return json.loads((path / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_give_the_unbroken_bundle_and_ranking(tmp_path):
+    """SIGKILL in the middle of epoch 2, resume from last.ckpt (of epoch 1): the bundle's
+    files and metrics and rank.py's ranking.csv are those of the unbroken run."""
+    from mmembed.ranking.ranker import Ranker, RankSettings, write_outputs
+
+    common = ["trainer.max_epochs=4", "trainer.min_epochs=2", "logger=csv", "cluster.k=3"]
+    cache = tmp_path / "cache"
+    _, unbroken = train(tiny_cfg(tmp_path / "unbroken", *common, cache=cache))
+    killed = tiny_cfg(tmp_path / "killed", *common, cache=cache)
+    overrides = [f"{k}={v}" for k, v in {
+        "paths.output_dir": killed.paths.output_dir, "paths.cache_dir": cache,
+        "paths.index_dir": killed.paths.index_dir}.items()]
+    proc = subprocess.run([sys.executable, "-c", KILL, "2", *TINY, *common, *overrides],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    last = Path(killed.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    _, resumed = train(tiny_cfg(tmp_path / "resumed", *common, f"ckpt_path={last}", cache=cache))
+
+    assert resumed["bundle"].metrics == unbroken["bundle"].metrics
+    assert bundle_files(resumed["bundle"].path) == bundle_files(unbroken["bundle"].path)
+    assert Path(resumed["best_checkpoint"]).name == Path(unbroken["best_checkpoint"]).name
+    shoot = sorted(Path(unbroken["datamodule"].source.shoot_dir).glob("*.jpg"))
+    tables = []
+    for name, objects in (("unbroken", unbroken), ("resumed", resumed)):
+        ranker = Ranker.from_bundle(objects["bundle"].path)
+        result = ranker.rank_photos(shoot, ranker.default_community(), RankSettings())
+        out = tmp_path / f"rank-{name}"
+        out.mkdir()
+        write_outputs(result, out, report=False)
+        tables.append((out / "ranking.csv").read_text())
+    assert tables[0] == tables[1]
 
 
 def test_wandb_offline_run_folder_holds_curves_and_sample_table(tmp_path):

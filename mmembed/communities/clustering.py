@@ -11,6 +11,18 @@ the K clusters. Each method here is a small class with the same surface::
     arrays, params = c.state()     # -> clusters.npz (plain arrays) + JSON params
     c2 = load_clusterer(arrays, params)   # rebuilt for soft_assign, no pickle anywhere
 
+**Cluster numbering is canonical.** A fit numbers its clusters in whatever order faiss,
+scikit-learn or kmedoids produced them, so two fits that find the same partition (a resumed
+training run, another thread count) could still call a cluster 0 in one and 3 in the other,
+and every file that names clusters would differ. After every fit the clusters are renumbered by
+the smallest post index they contain: cluster 0 holds post 0, cluster 1 the first post not in
+cluster 0, and so on. The key depends on the partition alone (not on coordinates, which move a
+little between equivalent fits), so the same partition of the same posts always gets the same
+labels. Clusters that no post is assigned to (possible for k-means and DEC) come last, ordered
+by the post with the highest soft assignment to them. Centroids, medoids, mixture components and
+topics are permuted with the labels, so the saved state and the columns of ``soft_assign``
+follow the same numbering (:meth:`Clusterer._canonicalise`).
+
 Methods (``method`` name → class):
 
 - ``kmeans``: faiss k-means on all posts; q by the Student-t kernel.
@@ -298,6 +310,41 @@ class Clusterer:
             setattr(self, attr, value)
         self.labels_ = np.asarray(self.labels_, dtype=np.int64)
         self.dim_ = int(x.shape[1])
+        self._canonicalise(x)
+
+    # -- canonical numbering
+    def canonical_order(self, x: np.ndarray) -> np.ndarray:
+        """``order[j]`` = the fitted cluster that becomes cluster j (see the module docstring).
+
+        Non-empty clusters sort by their smallest post index; empty ones follow, by the index of
+        the post whose soft assignment to them is highest, then by that assignment (higher
+        first), then (only on exact ties) by their fitted number.
+        """
+        k = int(self.n_clusters_)
+        labels = np.asarray(self.labels_, dtype=np.int64)
+        first = np.full(k, labels.shape[0], dtype=np.int64)
+        np.minimum.at(first, labels, np.arange(labels.shape[0]))
+        empty = first == labels.shape[0]
+        closest, weight = np.zeros(k, dtype=np.int64), np.zeros(k)
+        if empty.any():
+            q = np.asarray(self._soft_assign(x), dtype=np.float64)
+            closest = q.argmax(axis=0)
+            weight = q[closest, np.arange(k)]
+        return np.lexsort((np.arange(k), -weight, closest, np.where(empty, 0, first), empty))
+
+    def _canonicalise(self, x: np.ndarray) -> None:
+        """Renumber the fitted clusters canonically: parameters and ``labels_`` alike."""
+        order = self.canonical_order(x)
+        if np.array_equal(order, np.arange(order.shape[0])):
+            return
+        self._permute(order)
+        new_label = np.empty_like(order)
+        new_label[order] = np.arange(order.shape[0])
+        self.labels_ = new_label[self.labels_]
+
+    def _permute(self, order: np.ndarray) -> None:
+        """Reorder the fitted parameters so that new cluster j is old cluster ``order[j]``."""
+        raise NotImplementedError
 
     # -- soft assignment
     def soft_assign(self, latent: np.ndarray) -> np.ndarray:
@@ -444,6 +491,9 @@ class KMeansClusterer(Clusterer):
         return student_t_soft_assign(self._prepare(x), self.centroids_, self.alpha, self.scale_,
                                      self.kernel)
 
+    def _permute(self, order: np.ndarray) -> None:
+        self.centroids_ = np.ascontiguousarray(self.centroids_[order])
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return {"centroids": self.centroids_, "scale": np.array([self.scale_])}
 
@@ -497,6 +547,13 @@ class GMMClusterer(Clusterer):
 
     def _soft_assign(self, x: np.ndarray) -> np.ndarray:
         return self.model_.predict_proba(x)
+
+    def _permute(self, order: np.ndarray) -> None:
+        m = self.model_
+        m.weights_, m.means_ = m.weights_[order], m.means_[order]
+        if self.covariance_type != "tied":  # tied: one covariance shared by every component
+            for attr in ("covariances_", "precisions_cholesky_", "precisions_"):
+                setattr(m, attr, getattr(m, attr)[order])
 
     def _info(self) -> dict[str, Any]:
         info = {}
@@ -603,6 +660,10 @@ class PAMClusterer(Clusterer):
 
     def _soft_assign(self, x: np.ndarray) -> np.ndarray:
         return student_t_soft_assign(x, self.medoids_, self.alpha, self.scale_, self.kernel)
+
+    def _permute(self, order: np.ndarray) -> None:
+        self.medoids_ = np.ascontiguousarray(self.medoids_[order])
+        self.medoid_indices_ = self.medoid_indices_[order]
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return {"medoids": self.medoids_, "medoid_indices": self.medoid_indices_,
@@ -775,10 +836,14 @@ class DECClusterer(Clusterer):
         self.history_ = history
         self.n_steps_ = step
         self.refined_encoder_ = encoder is not None
+        self._canonicalise(self.latent_)
         return self
 
     def _soft_assign(self, x: np.ndarray) -> np.ndarray:
         return student_t_soft_assign(x, self.centroids_, self.alpha)
+
+    def _permute(self, order: np.ndarray) -> None:
+        self.centroids_ = np.ascontiguousarray(self.centroids_[order])
 
     def _info(self) -> dict[str, Any]:
         if getattr(self, "n_steps_", None) is None:
@@ -880,10 +945,10 @@ class LDAClusterer(Clusterer):
                                    labels_=doc_topic.argmax(axis=1), n_clusters_=k,
                                    log_likelihood_=best_score)
 
-        self._select_k(x, fit_k)
-        self.latent_ = x.copy()
-        self.vocabulary_ = np.asarray(vectorizer.get_feature_names_out(), dtype=str)
+        self.latent_ = x.copy()  # before _select_k: the canonical order may soft-assign
         self._index = None
+        self._select_k(x, fit_k)
+        self.vocabulary_ = np.asarray(vectorizer.get_feature_names_out(), dtype=str)
         return self
 
     def _info(self) -> dict[str, Any]:
@@ -902,6 +967,10 @@ class LDAClusterer(Clusterer):
         m = min(self.n_neighbors, self.latent_.shape[0])
         _, neighbours = self._neighbour_index().search(x, m)
         return self.doc_topic_[neighbours].mean(axis=1)
+
+    def _permute(self, order: np.ndarray) -> None:
+        self.doc_topic_ = self.doc_topic_[:, order]
+        self.topic_word_ = self.topic_word_[order]
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return {"latent": self.latent_, "doc_topic": self.doc_topic_,

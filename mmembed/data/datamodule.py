@@ -9,6 +9,10 @@
 - Posts whose image cannot be decoded are reported in ``skipped`` and left out.
 - ``tokenize`` is a hook: a callable that turns a list of captions into a dict of tensors. It runs
   in the collate function, batched, so any tokenizer (HF, tokenizers, a test stub) plugs in.
+- The training order of an epoch is a pure function of ``(seed, epoch)``: a
+  ``DistributedSampler`` (one replica outside DDP) permutes with a generator seeded by
+  ``seed + epoch``, and Lightning calls its ``set_epoch`` before every epoch. A run resumed from
+  ``last.ckpt`` therefore sees the same batches as an unbroken one, with no sampler state to save.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from mmembed.data.images import load_image
 from mmembed.data.post import Corpus, Post, Skipped, engagement, format_skipped
@@ -177,6 +181,7 @@ class PostDataModule(L.LightningDataModule):
         tokenize: Callable[[list[str]], dict[str, torch.Tensor]] | None = None,
         pin_memory: bool = False,
         progress: bool = True,
+        seed: int = 0,
     ):
         super().__init__()
         self.source = source
@@ -189,6 +194,7 @@ class PostDataModule(L.LightningDataModule):
         self.tokenize = tokenize
         self.pin_memory = pin_memory
         self.progress = progress
+        self.seed = int(seed)
         self.corpus: Corpus | None = None
         self.datasets: dict[str, PostDataset] = {}
 
@@ -229,18 +235,30 @@ class PostDataModule(L.LightningDataModule):
             )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        sampler = self._epoch_sampler(dataset) if shuffle else None
         # Training drops the last partial batch: every rank must hold the same number of pairs
         # for the gathered contrastive loss, and a batch of one breaks batch norm.
+        per_rank = len(sampler) if sampler is not None else len(dataset)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             collate_fn=Collate(self.tokenize),
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+            drop_last=shuffle and per_rank > self.batch_size,
         )
+
+    def _epoch_sampler(self, dataset: Dataset) -> DistributedSampler:
+        """The training order: a permutation seeded by ``seed + epoch`` (``set_epoch``), this
+        rank's share of it under DDP. Lightning keeps a DistributedSampler as it is."""
+        trainer = getattr(self, "trainer", None)
+        replicas = int(trainer.world_size) if trainer is not None else 1
+        rank = int(trainer.global_rank) if trainer is not None else 0
+        return DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True,
+                                  seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

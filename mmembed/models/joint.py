@@ -276,6 +276,16 @@ class JointEmbedding(L.LightningModule):
         # Every rank sees its own shard; these retrieval figures are per-rank under DDP.
         self.log_dict(metrics, rank_zero_only=True)
 
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep a from-scratch text tower's fitted vocabulary (``tokenizer_json``, a string, so
+        the checkpoint still loads with ``weights_only``). Its embedding rows are tied to token
+        ids, and fitting again on resume need not give the same ids: Hugging Face tokenizers'
+        trainers break ties in hash-map order (huggingface/tokenizers#1794)."""
+        tower = self.text_tower
+        if tower is not None and not tower.pretrained:
+            checkpoint["tokenizer_json"] = tower.tokenizer_json()
+
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

@@ -485,6 +485,10 @@ class TextTower(nn.Module):
     def fit_tokenizer(self, captions: Sequence[str | None]) -> None:
         """Learn the vocabulary from the corpus captions; a no-op for pretrained towers."""
 
+    def load_tokenizer(self, tokenizer_json: str) -> None:
+        """Set the vocabulary that :meth:`tokenizer_json` wrote (towers with a fitted one)."""
+        raise NotImplementedError(f"{type(self).__name__} has no fitted vocabulary to load")
+
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
 
@@ -600,11 +604,14 @@ class ScratchTextTower(TextTower):
         with torch.no_grad():
             self.token_embedding.weight[0].zero_()
         if tokenizer_json is not None:
-            from tokenizers import Tokenizer
-
-            self._set_tokenizer(Tokenizer.from_str(tokenizer_json))
+            self.load_tokenizer(tokenizer_json)
 
     # -- tokenizer
+    def load_tokenizer(self, tokenizer_json: str) -> None:
+        from tokenizers import Tokenizer
+
+        self._set_tokenizer(Tokenizer.from_str(tokenizer_json))
+
     def _set_tokenizer(self, tokenizer) -> None:
         if tokenizer.get_vocab_size() > self.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.get_vocab_size()} tokens but the tower's "
@@ -731,8 +738,11 @@ class BagOfWordsTower(TextTower):
         self.vocabulary: list[str] | None = None
         self.register_buffer("idf", torch.zeros(self.out_dim))
         if tokenizer_json is not None:
-            state = json.loads(tokenizer_json)
-            self._set_vocabulary(state["vocabulary"], state["idf"])
+            self.load_tokenizer(tokenizer_json)
+
+    def load_tokenizer(self, tokenizer_json: str) -> None:
+        state = json.loads(tokenizer_json)
+        self._set_vocabulary(state["vocabulary"], state["idf"])
 
     def _set_vocabulary(self, vocabulary: list[str], idf: list[float]) -> None:
         if len(vocabulary) > self.out_dim or len(idf) != len(vocabulary):

@@ -462,7 +462,18 @@ class Ranker:
     def _rank_batch(self, ok: list[Path], images: torch.Tensor, p_c: np.ndarray,
                     members: CommunityPosts, settings: RankSettings, photos: list,
                     fits: list, engagement: list) -> None:
-        emb = self.embed(images)
+        """Rank one decoded batch; every step runs on exactly ``settings.batch_size`` rows.
+
+        Float kernels (convolutions, matrix products in torch, BLAS and faiss) pick their
+        blocking and code path by the number of rows, so the same photo came out up to ~7e-7
+        apart (predicted engagement) when embedded alone or beside others. A short batch is
+        therefore padded with blank images to ``batch_size`` rows and the padding rows are
+        dropped at the end: a photo's q, fit, engagement and neighbours are then bit-identical
+        whatever photos share its batch, and wherever it sits in it (``tests/test_rank.py``).
+        They still depend on ``rank.batch_size``, the device and the thread count, by ~1e-7
+        relative (README, "Reproducibility").
+        """
+        emb = self.embed(_pad_rows(images, settings.batch_size))
         q = self.clusterer.soft_assign(emb["latent"])
         batch_fit = divergence.fit(p_c, q, settings.divergence, settings.eps)
         contributions = divergence.fit_contributions(p_c, q, settings.divergence, settings.eps)
@@ -497,6 +508,14 @@ class Ranker:
                              for m, n in c.get("top_mentions", [])],
             "defaulted": defaulted,
         }
+
+
+def _pad_rows(images: torch.Tensor, rows: int) -> torch.Tensor:
+    """``images`` [b, ...] followed by blank (zero) rows up to ``rows`` (unchanged if b >= rows)."""
+    missing = rows - images.shape[0]
+    if missing <= 0:
+        return images
+    return torch.cat([images, images.new_zeros((missing, *images.shape[1:]))])
 
 
 def _skip(image: str, reason: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ Helpers for reporting: :func:`rank_order` (1 = best), :func:`percentile_among` a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,13 +55,17 @@ def standardize(x: ArrayLike, reference: ArrayLike | None = None) -> np.ndarray:
     are constant (``std <= 1e-10 * max|R|``, so that rounding noise in equal values is not
     blown up to +-1). Raises ``ValueError`` on NaN/inf (an unsmoothed infinite fit, a missing
     prediction): they would silently turn every score into NaN.
+
+    The sums are exactly rounded (``math.fsum``), so the z-scores do not depend on the order
+    of the values: the same photos listed in another order get the very same scores (a plain
+    float sum differs in the last bit for most orders).
     """
     arr = _finite_1d(x, "standardize")
     ref = arr if reference is None else _finite_1d(reference, "the reference")
     if ref.size < 2:
         return np.zeros_like(arr)
-    centre = ref.mean()
-    std = float(np.sqrt(np.mean((ref - centre) ** 2)))
+    centre = math.fsum(ref) / ref.size
+    std = math.sqrt(math.fsum((ref - centre) ** 2) / ref.size)
     if std <= _CONSTANT_RTOL * float(np.max(np.abs(ref))) or std == 0.0:
         return np.zeros_like(arr)
     return (arr - centre) / std
