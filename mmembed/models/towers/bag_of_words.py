@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -14,13 +13,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmembed.models.towers.base import TextTower, _as_texts
-
-_WORD = re.compile(r"[#@]?\w+")
+from mmembed.text import caption_terms
 
 
 def words(caption: str | None) -> list[str]:
-    """Lower-cased words of a caption; ``#hashtag`` and ``@mention`` stay whole (with the sign)."""
-    return _WORD.findall((caption or "").lower())
+    """Lower-cased words of a caption; ``#hashtag`` and ``@mention`` stay whole (with the sign).
+
+    :func:`mmembed.text.caption_terms` with its defaults.
+    """
+    return caption_terms(caption)
 
 
 class BagOfWordsTokenizer:

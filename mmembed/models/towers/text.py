@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from mmembed.models.towers.base import TextTower, _as_texts
+from mmembed.text import PRETOKEN_PATTERN
 
 
 class HFCaptionTokenizer:
@@ -192,7 +193,7 @@ class ScratchTextTower(TextTower):
         # Whitespace first, then words (optionally prefixed by # or @) or single symbols.
         tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Split(Regex(r"[#@]?\w+|[^\w\s]"), behavior="isolated"),
+            pre_tokenizers.Split(Regex(PRETOKEN_PATTERN), behavior="isolated"),
         ])
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A", special_tokens=[("[CLS]", self.SPECIAL_TOKENS.index("[CLS]"))])
