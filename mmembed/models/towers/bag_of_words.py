@@ -1,15 +1,25 @@
-"""The seed's bag of words: a caption as a TF-IDF vector of its words, hashtags and mentions."""
+"""The seed's bag of words: a caption as a TF-IDF vector of its words, hashtags and mentions.
+
+scikit-learn does the counting and the weighting. A bundle stores only plain JSON, the
+vocabulary and its IDF (:meth:`BagOfWordsTower.tokenizer_json`), from which the vectorizer is
+rebuilt; a fitted vectorizer is never pickled into a bundle.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from sklearn.feature_extraction.text import (
+    ENGLISH_STOP_WORDS,
+    CountVectorizer,
+    TfidfTransformer,
+    TfidfVectorizer,
+)
 from torch import Tensor
 
 from mmembed.models.towers.base import TextTower, _as_texts
@@ -24,21 +34,35 @@ def words(caption: str | None) -> list[str]:
     return caption_terms(caption)
 
 
-class BagOfWordsTokenizer:
-    """Picklable collate hook: captions → ``{"counts": [B, size]}`` term counts."""
+def _analyzer(stop_words: bool) -> partial:
+    """The vectorizers' analyzer: :func:`words`, less English stop words when ``stop_words``."""
+    return partial(caption_terms, stop_words=ENGLISH_STOP_WORDS if stop_words else ())
 
-    def __init__(self, vocabulary: Sequence[str], size: int):
-        self.index = {term: i for i, term in enumerate(vocabulary)}
+
+class BagOfWordsTokenizer:
+    """Picklable collate hook: captions → ``{"tfidf": [B, size]}`` TF-IDF vectors.
+
+    scikit-learn's ``TfidfVectorizer`` with a fixed ``vocabulary`` (in the tower's column order)
+    and ``idf``; columns past the vocabulary stay 0. With an empty vocabulary every caption is
+    the zero vector.
+    """
+
+    def __init__(self, vocabulary: Sequence[str], idf: Sequence[float], size: int,
+                 binary: bool = True, stop_words: bool = True):
         self.size = int(size)
+        self.vectorizer = None
+        if len(vocabulary):
+            self.vectorizer = TfidfVectorizer(
+                analyzer=_analyzer(stop_words), vocabulary=list(vocabulary), binary=binary,
+                sublinear_tf=not binary, smooth_idf=True, norm="l2", dtype=np.float32)
+            self.vectorizer.idf_ = np.asarray(idf, dtype=np.float32)
 
     def __call__(self, captions: Sequence[str | None]) -> dict[str, Tensor]:
-        counts = torch.zeros(len(captions), self.size)
-        for row, caption in enumerate(_as_texts(captions)):
-            for term, n in Counter(words(caption)).items():
-                i = self.index.get(term)
-                if i is not None:
-                    counts[row, i] = n
-        return {"counts": counts}
+        out = torch.zeros(len(captions), self.size)
+        if self.vectorizer is not None and len(captions):
+            tfidf = self.vectorizer.transform(_as_texts(captions)).toarray()
+            out[:, :tfidf.shape[1]] = torch.from_numpy(tfidf)
+        return {"tfidf": out}
 
 
 class BagOfWordsTower(TextTower):
@@ -46,9 +70,12 @@ class BagOfWordsTower(TextTower):
 
     :meth:`fit_tokenizer` keeps the ``max_features`` terms that occur in the most training
     captions (at least ``min_df`` of them; English stop words dropped) and their smoothed IDF,
-    ``ln((1 + n) / (1 + df)) + 1``. ``forward`` gives ``tf · idf`` (``tf`` = 1 if the term is
-    present with ``binary``, else ``1 + ln(count)``), L2-normalised; an empty caption is the zero
-    vector. The vocabulary is plain JSON (:meth:`tokenizer_json`), stored in the bundle.
+    ``ln((1 + n) / (1 + df)) + 1``. A caption's vector is ``tf · idf`` (``tf`` = 1 if the term
+    is present with ``binary``, else ``1 + ln(count)``), L2-normalised; an empty caption is the
+    zero vector. The tokenizer hook (:meth:`tokenizer_fn`, run in the DataLoader's collate)
+    computes it and ``forward`` passes it on. The vocabulary is plain JSON
+    (:meth:`tokenizer_json`), stored in the bundle; the IDF is also the tower's one buffer, so
+    state dicts and the feature cache key cover it.
     """
 
     def __init__(self, max_features: int = 2000, min_df: int = 2, binary: bool = True,
@@ -77,16 +104,27 @@ class BagOfWordsTower(TextTower):
         self.idf[:len(idf)] = torch.tensor(idf, dtype=self.idf.dtype)
 
     def fit_tokenizer(self, captions: Sequence[str | None]) -> None:
-        """Fit the vocabulary and IDF on the training ``captions``."""
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+        """Fit the vocabulary and IDF on the training ``captions``.
 
+        ``CountVectorizer`` (binary, ``min_df``) gives each term's document frequency and
+        ``TfidfTransformer`` the IDF of the terms kept. Keeping the ``max_features`` terms is
+        done here: ``CountVectorizer(max_features=...)`` ranks by total count, not by document
+        frequency, and breaks ties in no fixed order; here ties go alphabetically, and the
+        columns are in that order (most frequent first), which the bundle's vocabulary keeps.
+        """
         texts = _as_texts(captions)
-        df = Counter(term for text in texts for term in set(words(text)))
-        stop = ENGLISH_STOP_WORDS if self.stop_words else frozenset()
-        kept = sorted((t for t, n in df.items() if n >= self.min_df and t not in stop),
-                      key=lambda t: (-df[t], t))[:self.out_dim]
-        n = len(texts)
-        self._set_vocabulary(kept, [math.log((1 + n) / (1 + df[t])) + 1.0 for t in kept])
+        counter = CountVectorizer(analyzer=_analyzer(self.stop_words), binary=True,
+                                  min_df=self.min_df)
+        try:
+            present = counter.fit_transform(texts)
+        except ValueError:  # no term in min_df captions (or no captions): nothing to keep
+            self._set_vocabulary([], [])
+            return
+        terms = counter.get_feature_names_out().tolist()
+        df = np.asarray(present.sum(axis=0)).ravel()
+        kept = sorted(range(len(terms)), key=lambda i: (-df[i], terms[i]))[:self.out_dim]
+        idf = TfidfTransformer(smooth_idf=True).fit(present[:, kept]).idf_
+        self._set_vocabulary([terms[i] for i in kept], idf.tolist())
 
     def _require_vocabulary(self) -> list[str]:
         if self.vocabulary is None:
@@ -104,10 +142,10 @@ class BagOfWordsTower(TextTower):
                            "idf": self.idf[:len(vocabulary)].tolist()})
 
     def tokenizer_fn(self) -> BagOfWordsTokenizer:
-        return BagOfWordsTokenizer(self._require_vocabulary(), self.out_dim)
+        vocabulary = self._require_vocabulary()
+        return BagOfWordsTokenizer(vocabulary, self.idf[:len(vocabulary)].tolist(), self.out_dim,
+                                   binary=self.binary, stop_words=self.stop_words)
 
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
-        counts = tokens["counts"].to(self.idf.dtype)
-        tf = (counts > 0).to(counts.dtype) if self.binary else torch.where(
-            counts > 0, 1.0 + torch.log(counts.clamp_min(1.0)), torch.zeros_like(counts))
-        return F.normalize(tf * self.idf, dim=-1)
+        """The TF-IDF vectors the tokenizer hook computed, on the tower's device and dtype."""
+        return tokens["tfidf"].to(self.idf)
