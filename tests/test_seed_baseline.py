@@ -74,8 +74,11 @@ def test_bag_of_words_gives_the_recorded_vectors(name):
     with torch.no_grad():
         vectors = tower(tower.tokenize(TFIDF["captions"]))
     assert vectors.dtype == torch.float32
-    assert torch.equal(vectors != 0, expected != 0)
     assert torch.allclose(vectors, expected, rtol=0, atol=1e-6)
+    if recorded["kwargs"].get("binary", True):
+        # bit for bit, as the seed baseline's features must be for the same ranking; counts
+        # (1 + ln n) may differ in the last bit: numpy's float32 log is not torch's
+        assert torch.equal(vectors, expected)
 
 
 def test_bag_of_words_with_no_term_in_min_df_captions_is_the_zero_vector():

@@ -16,7 +16,8 @@ The towers live in one module per kind: :mod:`~mmembed.models.towers.base` (the 
 :func:`freeze`), :mod:`~mmembed.models.towers.image`, :mod:`~mmembed.models.towers.text`,
 :mod:`~mmembed.models.towers.bag_of_words` (the seed's bag of words) and
 :mod:`~mmembed.models.towers.photo_stats`. Every public name is re-exported here: configs and
-bundles name the classes as ``mmembed.models.towers.<Class>`` (see :mod:`mmembed.allowlist`).
+bundles name the classes as ``mmembed.models.towers.<Class>`` (see :mod:`mmembed.allowlist`),
+and so does each buildable class's ``__module__``.
 """
 
 from mmembed.models.towers.bag_of_words import BagOfWordsTokenizer, BagOfWordsTower, words
@@ -76,3 +77,9 @@ __all__ = [
     "photo_statistics",
     "words",
 ]
+
+# A class's own dotted name is the one configs and bundles store (code compares them).
+for _cls in (BagOfWordsTower, EfficientNetLite0Tower, HFTextTower, ImageNetTagTower, MiniLMTower,
+             ScratchTextTower, SmallCNNTower, TorchvisionTower):
+    _cls.__module__ = __name__
+del _cls

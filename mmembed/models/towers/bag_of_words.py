@@ -1,6 +1,6 @@
 """The seed's bag of words: a caption as a TF-IDF vector of its words, hashtags and mentions.
 
-scikit-learn does the counting and the weighting. A bundle stores only plain JSON, the
+scikit-learn does the counting and the TF-IDF weighting. A bundle stores only plain JSON, the
 vocabulary and its IDF (:meth:`BagOfWordsTower.tokenizer_json`), from which the vectorizer is
 rebuilt; a fitted vectorizer is never pickled into a bundle.
 """
@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.feature_extraction.text import (
     ENGLISH_STOP_WORDS,
     CountVectorizer,
@@ -40,11 +41,11 @@ def _analyzer(stop_words: bool) -> partial:
 
 
 class BagOfWordsTokenizer:
-    """Picklable collate hook: captions → ``{"tfidf": [B, size]}`` TF-IDF vectors.
+    """Picklable collate hook: captions → ``{"tfidf": [B, size]}``, ``tf · idf`` per term.
 
     scikit-learn's ``TfidfVectorizer`` with a fixed ``vocabulary`` (in the tower's column order)
-    and ``idf``; columns past the vocabulary stay 0. With an empty vocabulary every caption is
-    the zero vector.
+    and ``idf``, not normalised: the tower's ``forward`` L2-normalises. Columns past the
+    vocabulary stay 0; with an empty vocabulary every caption is the zero vector.
     """
 
     def __init__(self, vocabulary: Sequence[str], idf: Sequence[float], size: int,
@@ -54,7 +55,7 @@ class BagOfWordsTokenizer:
         if len(vocabulary):
             self.vectorizer = TfidfVectorizer(
                 analyzer=_analyzer(stop_words), vocabulary=list(vocabulary), binary=binary,
-                sublinear_tf=not binary, smooth_idf=True, norm="l2", dtype=np.float32)
+                sublinear_tf=not binary, smooth_idf=True, norm=None, dtype=np.float32)
             self.vectorizer.idf_ = np.asarray(idf, dtype=np.float32)
 
     def __call__(self, captions: Sequence[str | None]) -> dict[str, Tensor]:
@@ -73,7 +74,9 @@ class BagOfWordsTower(TextTower):
     ``ln((1 + n) / (1 + df)) + 1``. A caption's vector is ``tf · idf`` (``tf`` = 1 if the term
     is present with ``binary``, else ``1 + ln(count)``), L2-normalised; an empty caption is the
     zero vector. The tokenizer hook (:meth:`tokenizer_fn`, run in the DataLoader's collate)
-    computes it and ``forward`` passes it on. The vocabulary is plain JSON
+    computes ``tf · idf`` with scikit-learn and ``forward`` L2-normalises it with torch, as the
+    hand-written version did: scikit-learn's float32 normalisation rounds the last bit
+    differently, enough to move a borderline post to another cluster. The vocabulary is plain JSON
     (:meth:`tokenizer_json`), stored in the bundle; the IDF is also the tower's one buffer, so
     state dicts and the feature cache key cover it.
     """
@@ -147,5 +150,5 @@ class BagOfWordsTower(TextTower):
                                    binary=self.binary, stop_words=self.stop_words)
 
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
-        """The TF-IDF vectors the tokenizer hook computed, on the tower's device and dtype."""
-        return tokens["tfidf"].to(self.idf)
+        """The L2-normalised ``tf · idf`` vectors (the zero vector stays zero)."""
+        return F.normalize(tokens["tfidf"].to(self.idf), dim=-1)

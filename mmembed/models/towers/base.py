@@ -131,5 +131,3 @@ class TextTower(nn.Module):
 
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
-
-

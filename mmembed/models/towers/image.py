@@ -228,5 +228,3 @@ class SmallCNNTower(ImageTower):
 
     def features(self, x: Tensor) -> Tensor:
         return self.head(self.body(x).mean((2, 3)))
-
-

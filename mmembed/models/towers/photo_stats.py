@@ -92,4 +92,3 @@ def photo_statistics(images: Tensor) -> Tensor:
         4 * sharpness, shadows, highlights,
     ], dim=1)
     return torch.cat([scalars, luma_grid, sat_grid], dim=1)
-

@@ -246,5 +246,3 @@ class ScratchTextTower(TextTower):
         x = self.token_embedding(ids) + self.position_embedding(positions)[None]
         x = self.encoder(x, src_key_padding_mask=mask == 0)
         return _masked_mean(self.norm(x), mask)
-
-

@@ -45,7 +45,8 @@ qualities' multiplier), :mod:`~mmembed.data.sources.synthetic.pen` and
 :mod:`~mmembed.data.sources.synthetic.scenes` (drawing primitives and the six scene styles),
 :mod:`~mmembed.data.sources.synthetic.render` (one photo) and
 :mod:`~mmembed.data.sources.synthetic.source` (:class:`SyntheticSource`: generation, cache,
-loading). Configs name ``mmembed.data.sources.synthetic.SyntheticSource``.
+loading). Configs and bundles name ``mmembed.data.sources.synthetic.SyntheticSource``, and so
+does its ``__module__``.
 """
 
 from mmembed.data.sources.synthetic.engagement import COMMENT_RATE, QUALITY_WEIGHTS, quality_factor
@@ -86,3 +87,6 @@ __all__ = [
     "quality_factor",
     "render_photo",
 ]
+
+# The class's own dotted name is the one configs and bundles store (rank.py compares them).
+SyntheticSource.__module__ = __name__
