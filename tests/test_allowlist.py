@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mmembed.allowlist import UnsafeConfigError, build, check_targets
+from mmembed.allowlist import BUILDABLE, UnsafeConfigError, build, check_targets
 from mmembed.bundle import BundleError
 from mmembed.ranking.ranker import Ranker, default_images, load_model
 
@@ -40,6 +40,16 @@ def tampered_copy(bundle, tmp_path, edit):
     edit(manifest["config"])
     manifest_path.write_text(json.dumps(manifest))
     return copy
+
+
+@pytest.mark.parametrize("name", sorted(BUILDABLE))
+def test_every_buildable_name_is_a_class_at_that_name(name):
+    """Bundles store these dotted names: moving a class must leave it importable under them,
+    and its own dotted name the same (rank.py compares the two for the synthetic source)."""
+    from hydra.utils import get_class
+
+    cls = get_class(name)
+    assert f"{cls.__module__}.{cls.__qualname__}" == name
 
 
 @pytest.mark.parametrize("target", ["pathlib.Path.touch", "builtins.open", "numpy.load",

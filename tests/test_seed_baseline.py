@@ -1,6 +1,8 @@
 """+experiment=seed_baseline: object tags + bag of words, PAM, through train → bundle → rank."""
 
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,6 +55,37 @@ def test_bag_of_words_vocabulary_tfidf_and_round_trip():
     assert rebuilt.fingerprint() == tower.fingerprint() != again.fingerprint()
     with pytest.raises(ValueError, match="max_features"):
         BagOfWordsTower(max_features=2, tokenizer_json=tower.tokenizer_json())
+
+
+TFIDF = json.loads((Path(__file__).parent / "data" / "bag_of_words_tfidf.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(TFIDF["towers"]))
+def test_bag_of_words_gives_the_recorded_vectors(name):
+    """Vocabulary, IDF and vectors as recorded from the hand-written TF-IDF it replaced."""
+    recorded = TFIDF["towers"][name]
+    tower = BagOfWordsTower(**recorded["kwargs"])
+    tower.fit_tokenizer(TFIDF["corpus"])
+    assert tower.tokenizer_json() == recorded["tokenizer_json"]  # the bundle's file, unchanged
+    assert tower.fingerprint() == recorded["fingerprint"]  # so is the feature cache key
+    expected = torch.zeros(recorded["shape"])
+    for row, column, value in recorded["nonzero"]:
+        expected[row, column] = value
+    with torch.no_grad():
+        vectors = tower(tower.tokenize(TFIDF["captions"]))
+    assert vectors.dtype == torch.float32
+    assert torch.allclose(vectors, expected, rtol=0, atol=1e-6)
+    if recorded["kwargs"].get("binary", True):
+        # bit for bit, as the seed baseline's features must be for the same ranking; counts
+        # (1 + ln n) may differ in the last bit: numpy's float32 log is not torch's
+        assert torch.equal(vectors, expected)
+
+
+def test_bag_of_words_with_no_term_in_min_df_captions_is_the_zero_vector():
+    tower = BagOfWordsTower(max_features=4, min_df=3)
+    tower.fit_tokenizer(["one caption", "another one", None])
+    assert tower.vocabulary == []
+    assert not tower(tower.tokenize(["one caption"])).any()
 
 
 def test_imagenet_tags_are_the_top_k_labels():

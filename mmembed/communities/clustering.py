@@ -879,7 +879,6 @@ class LDAClusterer(Clusterer):
     """
 
     name = "lda"
-    token_pattern: ClassVar[str] = r"(?u)#?\b\w\w+\b"
 
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
                  seed: int = 0, n_neighbors: int = 10, max_features: int | None = 20000,
@@ -911,6 +910,8 @@ class LDAClusterer(Clusterer):
         from sklearn.decomposition import LatentDirichletAllocation
         from sklearn.feature_extraction.text import CountVectorizer
 
+        from mmembed.text import caption_terms
+
         x = _check_latent(latent)
         if texts is None:
             raise ValueError("LDA clusters posts by their words: pass texts=[caption and "
@@ -920,7 +921,8 @@ class LDAClusterer(Clusterer):
         if len(texts) != x.shape[0]:
             raise ValueError(f"texts has {len(texts)} entries but latent has {x.shape[0]} rows; "
                              "pass one text per post, in the same order")
-        vectorizer = CountVectorizer(lowercase=True, token_pattern=self.token_pattern,
+        vectorizer = CountVectorizer(lowercase=True, token_pattern=None,
+                                     tokenizer=lambda t: caption_terms(t, signs="#", min_length=2),
                                      stop_words=self.stop_words, max_features=self.max_features,
                                      min_df=self.min_df)
         try:

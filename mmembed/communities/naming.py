@@ -13,24 +13,22 @@ what is distinctive, not merely frequent.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-from mmembed.data.post import HASHTAG_RE, MENTION_RE, Post
-
-WORD_RE = re.compile(r"[^\W\d_][\w'-]{2,}", re.UNICODE)
+from mmembed.data.post import Post
+from mmembed.text import caption_terms
 
 
 def post_terms(post: Post) -> list[str]:
     """A post's terms: its hashtags plus the caption's words (without tags, mentions, stop words).
 
-    Hashtags lose their '#', so the tag #crag and the word "crag" count as one term.
+    Hashtags lose their '#', so the tag #crag and the word "crag" count as one term. Words (see
+    :func:`mmembed.text.caption_terms`, ``kind="words"``) start with a letter and have at least
+    three characters, so names are never made of numbers.
     """
-    text = MENTION_RE.sub(" ", HASHTAG_RE.sub(" ", post.caption or ""))
-    words = [w.lower() for w in WORD_RE.findall(text)]
-    return list(post.hashtags) + [w for w in words if w not in ENGLISH_STOP_WORDS]
+    words = caption_terms(post.caption, kind="words", min_length=3, stop_words=ENGLISH_STOP_WORDS)
+    return list(post.hashtags) + words
 
 
 def class_tfidf(posts: list[Post], labels: np.ndarray, k: int) -> tuple[np.ndarray, list[str]]:

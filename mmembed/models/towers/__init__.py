@@ -1,0 +1,85 @@
+"""Image and text towers: the pretrained (or from-scratch) encoders under the joint embedding.
+
+Every tower owns its own preprocessing, so the data pipeline stays tower-agnostic:
+
+- an :class:`ImageTower` takes float images ``[B, 3, H, W]`` in ``[0, 1]`` at whatever size the
+  image cache holds, resizes them to its ``input_size`` and applies its own normalisation;
+- a :class:`TextTower` turns raw captions into token tensors with :meth:`TextTower.tokenize`
+  (run in the DataLoader's collate function, so it must be cheap and picklable) and embeds them.
+
+Weights are only ever read as plain tensors (``safetensors`` or ``torch.load(weights_only=True)``):
+a weights file never gets to run code. Everything that ships inside an installed package
+(EfficientNet-Lite0, all-MiniLM-L6-v2) loads offline; hub downloads (torchvision, Hugging Face
+names) stay available for users with a network and fail with a message that says what to do.
+
+The towers live in one module per kind: :mod:`~mmembed.models.towers.base` (the base classes,
+:func:`freeze`), :mod:`~mmembed.models.towers.image`, :mod:`~mmembed.models.towers.text`,
+:mod:`~mmembed.models.towers.bag_of_words` (the seed's bag of words) and
+:mod:`~mmembed.models.towers.photo_stats`. Every public name is re-exported here: configs and
+bundles name the classes as ``mmembed.models.towers.<Class>`` (see :mod:`mmembed.allowlist`),
+and so does each buildable class's ``__module__``.
+"""
+
+from mmembed.models.towers.bag_of_words import BagOfWordsTokenizer, BagOfWordsTower, words
+from mmembed.models.towers.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageTower,
+    TextTower,
+    freeze,
+)
+from mmembed.models.towers.image import (
+    EfficientNetLite0Tower,
+    HubDownloadError,
+    ImageNetTagTower,
+    SmallCNNTower,
+    TorchvisionTower,
+    imagenet_classes,
+)
+from mmembed.models.towers.photo_stats import (
+    N_PHOTO_STATS,
+    PHOTO_STATS_GRID,
+    PHOTO_STATS_NAMES,
+    PHOTO_STATS_SIZE,
+    photo_statistics,
+)
+from mmembed.models.towers.text import (
+    HFCaptionTokenizer,
+    HFTextTower,
+    MiniLMTower,
+    ScratchCaptionTokenizer,
+    ScratchTextTower,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "N_PHOTO_STATS",
+    "PHOTO_STATS_GRID",
+    "PHOTO_STATS_NAMES",
+    "PHOTO_STATS_SIZE",
+    "BagOfWordsTokenizer",
+    "BagOfWordsTower",
+    "EfficientNetLite0Tower",
+    "HFCaptionTokenizer",
+    "HFTextTower",
+    "HubDownloadError",
+    "ImageNetTagTower",
+    "ImageTower",
+    "MiniLMTower",
+    "ScratchCaptionTokenizer",
+    "ScratchTextTower",
+    "SmallCNNTower",
+    "TextTower",
+    "TorchvisionTower",
+    "freeze",
+    "imagenet_classes",
+    "photo_statistics",
+    "words",
+]
+
+# A class's own dotted name is the one configs and bundles store (code compares them).
+for _cls in (BagOfWordsTower, EfficientNetLite0Tower, HFTextTower, ImageNetTagTower, MiniLMTower,
+             ScratchTextTower, SmallCNNTower, TorchvisionTower):
+    _cls.__module__ = __name__
+del _cls
