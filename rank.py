@@ -3,12 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
+import mmembed.settings  # noqa: F401 - registers the structured configs
 from mmembed.cli import run
 
 
 @hydra.main(config_path="conf", config_name="rank", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from mmembed.ranking.ranker import rank
+    from mmembed.cli.rank import rank
 
     run(rank, cfg)
 

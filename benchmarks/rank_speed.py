@@ -10,10 +10,10 @@ cycled if there are fewer), written once into a temporary folder, so both arms r
 JPEG files from disk.
 
 - **tower**: the pure image-tower forward. The photos are decoded the way ``rank.py`` decodes
-  them (:func:`mmembed.ranking.ranker.decode_batches`: ``load_image`` at the datamodule's image
-  size, in a thread pool one batch ahead, batches of 64) and only ``model.image_tower`` runs on
-  each batch.
-- **rank**: ``Ranker.rank_photos`` on the same files (same decode, then tower, projection,
+  them (:func:`mmembed.data.photos.photo_loader`: ``load_image`` at the datamodule's image
+  size, in DataLoader workers ahead of the model, batches of 64) and only
+  ``model.image_tower`` runs on each batch.
+- **rank**: ``Ranker.rank`` on the same files (same decode, then tower, projection,
   autoencoder, engagement head, soft assignment, fit, FAISS neighbours in the community and
   the suggestions, score and ranks) plus writing ``ranking.csv`` and ``ranking.json``. The HTML
   report is *not* included unless ``--report`` (then it is a third row; its thumbnails are a
@@ -43,12 +43,10 @@ import torch  # noqa: E402
 from _photos import bundle_photos  # noqa: E402  (benchmarks/ is on sys.path)
 
 from mmembed.bundle import newest_bundle  # noqa: E402
-from mmembed.ranking.ranker import (  # noqa: E402
-    Ranker,
-    RankSettings,
-    decode_batches,
-    write_outputs,
-)
+from mmembed.cli.rank import write_outputs  # noqa: E402
+from mmembed.data.photos import photo_loader  # noqa: E402
+from mmembed.ranking.ranker import Ranker  # noqa: E402
+from mmembed.ranking.settings import RankSettings  # noqa: E402
 
 GOAL = 1.3
 
@@ -57,10 +55,10 @@ GOAL = 1.3
 def tower_only(ranker: Ranker, paths: list[Path], settings: RankSettings) -> float:
     start = time.perf_counter()
     tower = ranker.model.image_tower
-    for _, images, _ in decode_batches(paths, ranker.image_size, settings.batch_size,
-                                       settings.decode_workers):
-        if images is not None:
-            tower(images.to(ranker.device))
+    for batch in photo_loader(paths, ranker.image_size, settings.batch_size,
+                              settings.decode_workers, settings.decode_memory_mb):
+        if batch["image"] is not None:
+            tower(batch["image"].to(ranker.device))
     if ranker.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -70,9 +68,9 @@ def rank_and_write(ranker: Ranker, paths: list[Path], community: str, settings: 
                    out: Path, report: bool) -> float:
     """Seconds to rank ``paths`` and write CSV/JSON (and report.html with ``report``)."""
     start = time.perf_counter()
-    result = ranker.rank_photos(paths, community, settings)
-    result["output_dir"] = str(out)
-    write_outputs(result, out, report=report)
+    ranked = ranker.rank(paths, community, settings)
+    ranked.output_dir = str(out)
+    write_outputs(ranked.to_dict(), out, report=report)
     return time.perf_counter() - start
 
 

@@ -115,7 +115,7 @@ class Run:
 def build(overrides: list[str], posts: int, cache_dir: Path, out_dir: Path):
     """Config, model and set-up datamodule, built the way :func:`mmembed.training.train` does."""
     cfg = compose([f"data.num_posts={posts}", f"paths.cache_dir={cache_dir}",
-                   f"paths.output_dir={out_dir}", "++datamodule.progress=false",
+                   f"paths.output_dir={out_dir}",
                    "print_config=false", *overrides])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = setup_datamodule(cfg)

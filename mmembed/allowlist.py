@@ -24,9 +24,10 @@ from typing import Any
 #: check them).
 BUILDABLE: frozenset[str] = frozenset({
     "mmembed.models.joint.JointEmbedding",
-    "mmembed.models.seed.SeedBaseline",
     "mmembed.models.heads.ProjectionHead",
+    "mmembed.models.heads.Normalize",
     "mmembed.models.heads.PostAutoencoder",
+    "mmembed.models.heads.IdentityAutoencoder",
     "mmembed.models.heads.EngagementHead",
     "mmembed.models.towers.EfficientNetLite0Tower",
     "mmembed.models.towers.ImageNetTagTower",
@@ -39,7 +40,6 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.communities.clustering.KMeansClusterer",
     "mmembed.communities.clustering.GMMClusterer",
     "mmembed.communities.clustering.PAMClusterer",
-    "mmembed.communities.clustering.DECClusterer",
     "mmembed.communities.clustering.LDAClusterer",
     "mmembed.data.sources.synthetic.SyntheticSource",
     "mmembed.data.sources.tuxpaint.TuxpaintSource",

@@ -14,6 +14,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    import mmembed.settings  # noqa: F401 - registers the structured configs
+
     if not CONF_DIR.is_dir():
         raise FileNotFoundError(
             f"config folder not found at {CONF_DIR}; install mmembed from its repository with "

@@ -1,4 +1,4 @@
-"""Experiment tracking: the W&B logger (offline unless configured), the config tree, samples."""
+"""Experiment tracking: the W&B logger, offline unless credentials are configured."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import netrc
 import os
 from pathlib import Path
 from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
 
 
 def wandb_configured() -> bool:
@@ -22,8 +20,10 @@ def wandb_configured() -> bool:
 
 
 def is_wandb(logger) -> bool:
-    """Whether a Lightning logger is W&B's (checked by name, so wandb is never imported here)."""
-    return type(logger).__name__ == "WandbLogger"
+    """Whether a Lightning logger is W&B's (Lightning imports wandb only when one is made)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    return isinstance(logger, WandbLogger)
 
 
 def wandb_logger(save_dir: str, project: str = "mmembed", mode: str = "auto",
@@ -48,22 +48,3 @@ def wandb_logger(save_dir: str, project: str = "mmembed", mode: str = "auto",
     os.environ["WANDB_MODE"] = mode
     return WandbLogger(save_dir=save_dir, project=project, name=name, id=run_id,
                        offline=(mode == "offline"), resume="allow" if run_id else None, **kwargs)
-
-
-def config_tree(cfg: DictConfig, console=None) -> str:
-    """Print the resolved config as a tree (one branch per top-level group); return it as YAML."""
-    from rich.console import Console
-    from rich.syntax import Syntax
-    from rich.tree import Tree
-
-    console = console or Console()
-    tree = Tree("config", guide_style="dim")
-    for key, value in cfg.items():
-        branch = tree.add(str(key))
-        if isinstance(value, DictConfig):
-            text = OmegaConf.to_yaml(value, resolve=True)
-        else:
-            text = str(value)
-        branch.add(Syntax(text, "yaml"))
-    console.print(tree)
-    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -32,8 +32,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from mmembed.bundle import default_bundle_name
 from mmembed.data.post import format_skipped
-from mmembed.tracking import config_tree, is_wandb
+from mmembed.progress import QUIET, Progress
+from mmembed.tracking import is_wandb
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +149,16 @@ def checkpoint_extras(ckpt_path: str | None) -> dict[str, Any]:
             if key in checkpoint}
 
 
-def build_logger(cfg: DictConfig, output_dir: Path, run_id: str | None):
+def build_logger(cfg: DictConfig, run_id: str | None):
+    """The configured logger (``False`` for none); a logger config with a ``run_id`` key (W&B)
+    continues the run a resumed checkpoint names."""
     if not cfg.get("logger"):
         return False
-    kwargs = {"run_id": run_id} if "wandb" in cfg.logger._target_ else {}
+    kwargs = {"run_id": run_id} if "run_id" in cfg.logger else {}
     return instantiate(cfg.logger, **kwargs)
 
 
-def setup_datamodule(cfg: DictConfig) -> Any:
+def setup_datamodule(cfg: DictConfig, progress: Progress = QUIET) -> Any:
     """The configured datamodule, set up: the source loaded and every image decoded.
 
     Runs before the model is built, so bad data fails in seconds with its reasons rather than
@@ -162,6 +166,7 @@ def setup_datamodule(cfg: DictConfig) -> Any:
     loaded; the message lists why the inputs were skipped.
     """
     datamodule = instantiate(cfg.datamodule, source=instantiate(cfg.data))
+    datamodule.progress = progress
     datamodule.setup()
     return datamodule
 
@@ -213,22 +218,31 @@ def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path:
     return trainer, paths
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit the model the config describes; return ``(metrics, objects)``.
+def bundle_target(cfg: DictConfig) -> Path:
+    """``index/<bundle_name>``, by default ``<experiment_name>-<data source>``."""
+    if cfg.get("bundle_name"):
+        name = str(cfg.bundle_name)
+    else:
+        name = default_bundle_name(cfg.get("experiment_name"),
+                                   str(cfg.data._target_).split(".")[-2])
+    return Path(cfg.paths.index_dir) / name
 
-    ``objects`` holds the model, datamodule, trainer and the output folder, so callers (the bundle
-    build, tests) continue from here without re-reading anything.
+
+def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit the model the config describes and build its bundle; return ``(metrics, objects)``.
+
+    ``objects`` holds the model, datamodule, trainer, the output folder, the checkpoints and
+    the :class:`~mmembed.build.BuildResult`, so callers (the app, tests) continue from here
+    without re-reading anything.
     """
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resolved = config_tree(cfg) if cfg.get("print_config", True) else OmegaConf.to_yaml(cfg)
-    (output_dir / "config_resolved.yaml").write_text(resolved)
     L.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
     ckpt_path = cfg.get("ckpt_path")
     extras = checkpoint_extras(ckpt_path)
-    datamodule = setup_datamodule(cfg)
+    datamodule = setup_datamodule(cfg, progress)
     log.info("posts: %d (%s); skipped: %d", len(datamodule.posts),
              {s: int((datamodule.split == s).sum()) for s in ("train", "val", "test")},
              len(datamodule.skipped))
@@ -238,7 +252,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     model = instantiate(cfg.model)
     attach_tokenizer(model, datamodule, extras.get("tokenizer_json"), ckpt_path)
 
-    logger = build_logger(cfg, output_dir, extras.get("wandb_run_id"))
+    logger = build_logger(cfg, extras.get("wandb_run_id"))
     trainer, checkpoints = None, {"best": None, "last": None}
     if cfg.get("build_only"):
         if not ckpt_path:
@@ -255,11 +269,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                "output_dir": output_dir, "best_checkpoint": checkpoints["best"],
                "last_checkpoint": checkpoints["last"]}
     if cfg.get("build", True) and (trainer is None or trainer.global_rank == 0):
-        from mmembed.build import build_bundle, print_summary
+        from mmembed.build import build_bundle
 
-        wandb_run = logger.experiment if is_wandb(logger) else None
-        result = build_bundle(cfg, model, datamodule, wandb_run=wandb_run)
-        print_summary(result)
+        result = build_bundle(
+            model, datamodule, instantiate(cfg.cluster), bundle_target(cfg),
+            communities=OmegaConf.to_object(cfg.communities),
+            search=OmegaConf.to_object(cfg.search),
+            refine=instantiate(cfg.refine) if cfg.get("refine") else None,
+            config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed,
+            feature_cache_dir=cfg.model.get("feature_cache_dir"), progress=progress,
+            wandb_run=logger.experiment if is_wandb(logger) else None)
         metrics.update({f"bundle/{k}": v for k, v in result.metrics.items()
                         if isinstance(v, int | float) and v is not None})
         objects["bundle"] = result

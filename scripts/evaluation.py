@@ -101,11 +101,11 @@ def run_one(experiment: str, data: str, seed: int, out: Path, cache: Path) -> di
 def reference(joint: dict[str, Any], seed: int) -> dict[str, Any]:
     """k-means on the joint_clip bundle's frozen image-tower features, at its K and at the
     number of true topics."""
+    from mmembed.bundle import Bundle
     from mmembed.evaluate import frozen_feature_kmeans
 
     path = Path(joint["bundle"]["path"])
-    topics = {json.loads(line).get("topic") for line in
-              (path / "posts.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
+    topics = {row.get("topic") for row in Bundle.load(path).posts()}
     ks = sorted({int(joint["k"]), len(topics)})
     ref = frozen_feature_kmeans(path, ks, seed=seed)
     ref["k_bundle"], ref["k_topics"] = int(joint["k"]), len(topics)

@@ -41,14 +41,25 @@ TINY = [
 ]
 
 
+def tiny_overrides(root) -> list[str]:
+    """:data:`TINY` with every folder under ``root``."""
+    return TINY + [f"paths.output_dir={root / 'run'}", f"paths.cache_dir={root / 'cache'}",
+                   f"paths.index_dir={root / 'index'}"]
+
+
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory):
-    """One tiny trained bundle for the whole session (read-only: copy it before altering it)."""
+def tiny_run(tmp_path_factory):
+    """One tiny training run for the whole session: ``{"root", "metrics", "objects"}`` (the
+    model, datamodule, checkpoints and build result; treat all of it as read-only)."""
     from mmembed.config import compose
     from mmembed.training import train
 
-    tmp = tmp_path_factory.mktemp("tiny_bundle")
-    _, objects = train(compose(TINY + [f"paths.output_dir={tmp / 'run'}",
-                                       f"paths.cache_dir={tmp / 'cache'}",
-                                       f"paths.index_dir={tmp / 'index'}"]))
-    return objects["bundle"].path
+    root = tmp_path_factory.mktemp("tiny_run")
+    metrics, objects = train(compose(tiny_overrides(root)))
+    return {"root": root, "metrics": metrics, "objects": objects}
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run):
+    """The tiny run's bundle folder (read-only: copy it before altering it)."""
+    return tiny_run["objects"]["bundle"].path

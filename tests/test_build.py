@@ -1,39 +1,22 @@
 """The bundle build at the end of train(): contents, metrics, rebuilds without retraining."""
 
-import json
-
 import numpy as np
 import pytest
+from conftest import tiny_overrides
 
-from mmembed.build import topic_shares
-from mmembed.bundle import read_bundle
+from mmembed.build.metrics import topic_shares
+from mmembed.bundle import Bundle
 from mmembed.config import compose
 from mmembed.training import train
 
-TINY = [
-    "data.num_posts=180", "data.image_size=32", "data.shoot_size=6",
-    "datamodule.image_size=32", "datamodule.batch_size=32", "print_config=false",
-    "trainer.enable_progress_bar=false", "trainer.max_epochs=4", "trainer.min_epochs=1",
-    "logger=csv",
-    "model.image_tower.input_size=64",
-]
-
 
 def _cfg(root, *overrides):
-    return compose(TINY + [f"paths.output_dir={root / 'run'}", f"paths.cache_dir={root / 'cache'}",
-                           f"paths.index_dir={root / 'index'}", *overrides])
+    return compose(tiny_overrides(root) + list(overrides))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("build")
-    metrics, objects = train(_cfg(root, "bundle_name=tiny"))
-    return root, metrics, objects
-
-
-def test_train_ends_with_a_complete_bundle(trained, capsys):
-    root, metrics, objects = trained
-    bundle = read_bundle(root / "index" / "tiny")  # verifies every sha256 and the version
+def test_train_ends_with_a_complete_bundle(tiny_run):
+    metrics, objects = tiny_run["metrics"], tiny_run["objects"]
+    bundle = Bundle.load(objects["bundle"].path)  # verifies every sha256 and the version
     manifest = bundle.manifest
     for name in ("model.safetensors", "clusters.npz", "clusters.json", "communities.json",
                  "posts.jsonl", "posts.faiss", "latents.npz", "pictures/map.png",
@@ -52,28 +35,28 @@ def test_train_ends_with_a_complete_bundle(trained, capsys):
     # on average)
     assert m["profile_tv"] <= m["profile_tv_shares"] + m["profile_tv_sampling"] + 1e-9
     assert metrics["bundle/k"] == k
-    clusters = bundle.json("clusters.json")
-    assert len(clusters["clusters"]) == k and all(c["name"] for c in clusters["clusters"])
-    communities = bundle.json("communities.json")
-    accounts = [c for c in communities.values() if c["kind"] == "account"]
-    assert accounts and all(abs(sum(c["profile"]) - 1) < 1e-6 for c in communities.values())
-    posts = [json.loads(line) for line in bundle.file("posts.jsonl").read_text().splitlines()]
+    clusters = bundle.clusters()
+    assert [c.id for c in clusters] == list(range(k)) and all(c.name for c in clusters)
+    communities = bundle.communities()
+    accounts = [c for c in communities.values() if c.kind == "account"]
+    assert accounts and all(abs(sum(c.profile) - 1) < 1e-6 for c in communities.values())
+    posts = list(bundle.posts())
     assert len(posts) == len(objects["datamodule"].posts)
-    latents = bundle.npz("latents.npz")
+    latents = bundle.latents()
     assert latents["latent"].shape[0] == len(posts) and np.isfinite(latents["latent"]).all()
     assert manifest["config"]["cluster"]["_target_"].endswith("KMeansClusterer")
 
 
 @pytest.mark.parametrize("method", ["gmm", "pam", "dec", "lda"])
-def test_rebuild_from_checkpoint_with_another_method_needs_no_training(trained, method):
-    root, _, objects = trained
-    checkpoint = objects["best_checkpoint"]
-    metrics, rebuilt = train(_cfg(root / method, "build_only=true", f"ckpt_path={checkpoint}",
+def test_rebuild_from_checkpoint_with_another_method_needs_no_training(tiny_run, tmp_path,
+                                                                     method):
+    checkpoint = tiny_run["objects"]["last_checkpoint"]
+    metrics, rebuilt = train(_cfg(tmp_path, "build_only=true", f"ckpt_path={checkpoint}",
                                   f"cluster={method}", "cluster.k=6", f"bundle_name={method}",
-                                  f"paths.cache_dir={root / 'cache'}"))
+                                  f"paths.cache_dir={tiny_run['root'] / 'cache'}"))
     assert rebuilt["trainer"] is None
-    bundle = read_bundle(root / method / "index" / method)
-    assert bundle.manifest["metrics"]["method"] == method
+    bundle = Bundle.load(tmp_path / "index" / method)
+    assert bundle.manifest["metrics"]["method"] == {"dec": "kmeans+dec"}.get(method, method)
     assert bundle.manifest["metrics"]["k"] == 6
     assert metrics["bundle/nmi"] == bundle.manifest["metrics"]["nmi"]
 

@@ -17,11 +17,18 @@ from mmembed.bundle import (
     MANIFEST,
     BundleError,
     default_bundle_name,
-    dumps_json,
     newest_bundle,
     read_bundle,
     write_bundle,
 )
+from mmembed.bundle.folder import read_manifest
+from mmembed.fileio import dumps_json
+
+
+def marker(target) -> str:
+    """The marker of the bundle at ``target``, read after verifying the whole bundle."""
+    read_bundle(target)
+    return json.loads((target / "clusters.json").read_text())["marker"]
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -58,8 +65,9 @@ def test_round_trip(tmp_path):
                                       "posts.jsonl"}
     for name, entry in manifest["files"].items():
         assert len(entry["sha256"]) == 64 and entry["bytes"] == (target / name).stat().st_size
-    assert bundle.json("clusters.json")["names"] == ["a", "b"]
-    np.testing.assert_array_equal(bundle.npz("clusters.npz")["centroids"], np.eye(2))
+    assert json.loads(bundle.file("clusters.json").read_text())["names"] == ["a", "b"]
+    with np.load(bundle.file("clusters.npz"), allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["centroids"], np.eye(2))
     assert bundle.file("pictures/map.png").read_bytes() == b"\x89PNG fake"
     assert bundle.metrics["nmi"] == pytest.approx(0.5)
     assert not any(p.name.startswith(".") for p in target.parent.iterdir())
@@ -84,7 +92,7 @@ def test_wrong_format_version_is_refused(tmp_path):
                        rf"{FORMAT_VERSION}.*build_only=true"):
         read_bundle(target)
     with pytest.raises(BundleError, match="reads format 99"):
-        read_bundle(build(tmp_path / "c"), expected_format=99)
+        read_manifest(build(tmp_path / "c"), expected_format=99)
 
 
 def test_missing_file_and_missing_bundle_are_refused(tmp_path):
@@ -120,7 +128,7 @@ def test_interrupted_build_leaves_previous_bundle_intact(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         build(target, marker="new", files={"model.safetensors": crash})
     bundle = read_bundle(target)
-    assert bundle.manifest == before and bundle.json("clusters.json")["marker"] == "old"
+    assert bundle.manifest == before and marker(target) == "old"
     assert sorted(p.name for p in index_dir.iterdir()) == ["run"]  # no tmp left behind
     assert newest_bundle(index_dir) == target
 
@@ -149,7 +157,7 @@ def test_sigkilled_build_never_exposes_a_half_bundle(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert read_bundle(target).json("clusters.json")["marker"] == "old"
+    assert marker(target) == "old"
     assert newest_bundle(index_dir) == target
     build(target, marker="new")  # the dead build's tmp folder is cleaned up
     assert sorted(p.name for p in index_dir.iterdir()) == ["run"]
@@ -169,10 +177,10 @@ def test_killed_build_leftovers_are_ignored_and_cleaned(tmp_path):
                                                  "created": "2999-01-01T00:00:00+00:00",
                                                  "files": {}}))
     assert newest_bundle(index_dir) == target
-    assert read_bundle(target).json("clusters.json")["marker"] == "old"
+    assert marker(target) == "old"
     build(target, marker="new")
     assert not leftover.exists()
-    assert read_bundle(target).json("clusters.json")["marker"] == "new"
+    assert marker(target) == "new"
 
 
 DEAD_PID = 2**22 + 1  # above Linux's pid_max: no live process has it
@@ -196,7 +204,7 @@ def test_reader_recovers_a_build_killed_between_renames(tmp_path):
     target = build(index_dir / "run", marker="old")
     aside, fresh = kill_between_renames(target)
     bundle = read_bundle(target)  # the newest complete bundle is renamed into place
-    assert bundle.json("clusters.json")["marker"] == "new"
+    assert bundle.path == target and marker(target) == "new"
     assert sorted(p.name for p in index_dir.iterdir()) == ["run"]
 
 
@@ -205,7 +213,7 @@ def test_newest_bundle_recovers_too(tmp_path):
     target = build(index_dir / "run", marker="old")
     kill_between_renames(target)
     assert newest_bundle(index_dir) == target
-    assert read_bundle(target).json("clusters.json")["marker"] == "new"
+    assert marker(target) == "new"
 
 
 def test_reader_restores_previous_when_new_build_was_unfinished(tmp_path):
@@ -216,7 +224,7 @@ def test_reader_restores_previous_when_new_build_was_unfinished(tmp_path):
     unfinished = index_dir / f".run.tmp-{DEAD_PID}-11ee"
     unfinished.mkdir()
     (unfinished / "clusters.json").write_text("{}")  # no manifest: never finished
-    assert read_bundle(target).json("clusters.json")["marker"] == "old"
+    assert marker(target) == "old"
     assert sorted(p.name for p in index_dir.iterdir()) == ["run"]
 
 
@@ -228,7 +236,7 @@ def test_reader_cleans_a_dead_builds_temporary_folder(tmp_path):
     (leftover / "model.safetensors").write_bytes(b"x" * 4096)
     build(index_dir / "other")  # another name: leaves this one's leftovers alone
     assert leftover.exists()
-    assert read_bundle(target).json("clusters.json")["marker"] == "old"
+    assert marker(target) == "old"
     assert not leftover.exists()
 
 
@@ -266,7 +274,7 @@ def test_bundle_folder_itself_may_be_the_users_symlink(tmp_path):
     (tmp_path / "index").mkdir()
     link = tmp_path / "index" / "b"
     link.symlink_to(target)
-    assert read_bundle(link).json("clusters.json")["marker"] == "linked"
+    assert marker(link) == "linked"
 
 
 def test_newest_bundle_picks_latest_complete(tmp_path):
@@ -287,14 +295,14 @@ def test_no_pickle_anywhere(tmp_path):
     with pytest.raises(BundleError, match="pickle"):
         build(tmp_path / "p", files={"model.pt": b"..."})
     assert not (tmp_path / "p").exists()
-    target = build(tmp_path / "b", files={"objects.npz": npz_bytes(x=np.array([{"a": 1}],
+    target = build(tmp_path / "b", files={"latents.npz": npz_bytes(x=np.array([{"a": 1}],
                                                                                  dtype=object))})
     manifest_text = (target / MANIFEST).read_text()
     json.loads(manifest_text)  # plain JSON, not a pickle
     assert not manifest_text.startswith("\x80")
     bundle = read_bundle(target)
-    with pytest.raises(BundleError, match="objects.npz holds object arrays"):
-        bundle.npz("objects.npz")
+    with pytest.raises(BundleError, match="latents.npz holds object arrays"):
+        bundle.latents()
     assert not any(p.suffix in {".pkl", ".pickle", ".pt", ".pth"} for p in target.rglob("*"))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmembed.communities.naming import cluster_names, cluster_terms, post_terms
-from mmembed.communities.profiles import build_communities, member_sets, profile
+from mmembed.communities.profiles import Community, build_communities, member_sets, profile
 from mmembed.data.post import Post, parse_mentions
 
 
@@ -59,17 +59,18 @@ def test_hand_made_communities():
         posts, q, labels, eng, ["climbing", "food", "club"],
         groups={"outdoor_and_food": {"accounts": ["crag_co", "eats"]}}, min_size=1)
     # account and source folders with the same posts are one community
-    assert {n: c["kind"] for n, c in communities.items()} == {
+    assert {n: c.kind for n, c in communities.items()} == {
         "crag_co": "account", "eats": "account", "#nightlife": "source",
         "outdoor_and_food": "group", "climbing": "cluster", "food": "cluster", "club": "cluster",
     }
     crag = communities["crag_co"]
-    np.testing.assert_allclose(crag["profile"], [0.98, 0.01, 0.01])
-    assert crag["size"] == 3 and crag["top_clusters"][0] == 0
-    assert crag["top_hashtags"][0] == ("climbing", 3)
-    assert crag["engagement"]["sorted"] == sorted(eng[:3].tolist())
-    assert communities["eats"]["top_mentions"] == [("chef", 1)]
-    np.testing.assert_allclose(communities["outdoor_and_food"]["profile"],
+    np.testing.assert_allclose(crag.profile, [0.98, 0.01, 0.01])
+    assert crag.size == 3 and crag.top_clusters[0] == 0
+    assert crag.top_hashtags[0] == ("climbing", 3)
+    assert crag.engagement["sorted"] == sorted(eng[:3].tolist())
+    assert communities["eats"].top_mentions == [("chef", 1)]
+    assert Community.from_dict("crag_co", crag.to_dict()) == crag  # communities.json round trip
+    np.testing.assert_allclose(communities["outdoor_and_food"].profile,
                                [0.6 * 0.98 + 0.4 * 0.01, 0.6 * 0.01 + 0.4 * 0.98, 0.01])
 
 

@@ -35,7 +35,7 @@ def test_batches_and_tokenize_hook(corpus, tmp_path, num_workers):
         return {"input_ids": torch.tensor([[len(c)] for c in captions])}
 
     dm = PostDataModule(corpus, image_size=16, batch_size=8, num_workers=num_workers,
-                        cache_dir=str(tmp_path / "cache"), tokenize=tokenize, progress=False)
+                        cache_dir=str(tmp_path / "cache"), tokenize=tokenize)
     dm.setup()
     assert len(dm.posts) == 40 and [s.reason.split(":")[0] for s in dm.skipped] == ["empty"]
     seen = []
@@ -57,7 +57,7 @@ def test_batches_and_tokenize_hook(corpus, tmp_path, num_workers):
 
 
 def test_cache_is_reused_and_images_not_decoded_again(corpus, tmp_path, monkeypatch):
-    dm = PostDataModule(corpus, image_size=16, cache_dir=str(tmp_path / "cache"), progress=False)
+    dm = PostDataModule(corpus, image_size=16, cache_dir=str(tmp_path / "cache"))
     dm.setup()
     first = next(iter(dm.val_dataloader()))["image"]
 
@@ -67,8 +67,7 @@ def test_cache_is_reused_and_images_not_decoded_again(corpus, tmp_path, monkeypa
         raise AssertionError("decoded an image again")
 
     monkeypatch.setattr(module, "load_image", fail)
-    again = PostDataModule(corpus, image_size=16, cache_dir=str(tmp_path / "cache"),
-                           progress=False)
+    again = PostDataModule(corpus, image_size=16, cache_dir=str(tmp_path / "cache"))
     again.setup()
     assert torch.equal(next(iter(again.val_dataloader()))["image"], first)
     for _ in range(2):  # epochs read the cache

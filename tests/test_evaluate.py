@@ -2,37 +2,27 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 
-from mmembed.bundle import read_bundle
-from mmembed.config import compose
+from mmembed.bundle import Bundle
 from mmembed.evaluate import (
     EvalSettings,
     evaluate,
     frozen_feature_kmeans,
-    main,
     ndcg_at_k,
     pairwise_accuracy,
     precision_at_k,
 )
-from mmembed.training import train
-
-TINY = [
-    "data.num_posts=240", "data.image_size=32", "data.shoot_size=6",
-    "datamodule.image_size=32", "datamodule.batch_size=32", "print_config=false",
-    "trainer.enable_progress_bar=false", "trainer.max_epochs=4", "logger=csv",
-    "model.image_tower.input_size=64",
-]
+from mmembed.evaluate.__main__ import main
+from mmembed.evaluate.report import write_evaluation
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    train(compose(TINY + [f"paths.output_dir={root / 'run'}", f"paths.cache_dir={root / 'cache'}",
-                          f"paths.index_dir={root / 'index'}", "bundle_name=tiny"]))
-    return root / "index" / "tiny"
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +55,14 @@ def test_metrics_are_present_and_in_range(result):
     assert baselines["alpha_sweep"]["1.0"] == baselines["engagement_only"]
 
 
-def test_eval_files_are_written_and_the_bundle_still_reads(bundle, result):
-    saved = json.loads((bundle / "eval.json").read_text())
+def test_eval_files_are_written_and_the_bundle_still_reads(bundle, result, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    write_evaluation(result, copy)
+    saved = json.loads((copy / "eval.json").read_text())
     assert saved["ndcg@10"] == pytest.approx(result["ndcg@10"])
-    assert "| random |" in (bundle / "eval.md").read_text()
-    read_bundle(bundle)  # eval.* are outside the manifest: every listed file still verifies
+    assert "| random |" in (copy / "eval.md").read_text()
+    Bundle.load(copy)  # eval.* are outside the manifest: every listed file still verifies
 
 
 def test_module_entry_writes_into_out(bundle, tmp_path, capsys):
@@ -86,6 +79,8 @@ def test_ranking_metrics_on_hand_made_cases():
     assert ndcg_at_k(np.array([0.0, 3.0, 2.0, 1.0]), rel, 2) == pytest.approx(1.0)
     assert ndcg_at_k(np.array([3.0, 0.0, 2.0, 1.0]), rel, 2) == pytest.approx(
         (0.5 / np.log2(3)) / (1.0 + 0.5 / np.log2(3)))
+    # tied scores share their gain (scikit-learn's ndcg_score): half of 1.0 and 0.0 at rank 1
+    assert ndcg_at_k(np.array([1.0, 1.0, 0.0, 0.0]), rel, 1) == pytest.approx(0.5)
     assert math.isnan(ndcg_at_k(np.arange(4.0), np.zeros(4), 2))
     assert precision_at_k(np.array([0.0, 3.0, 2.0, 1.0]), member, 2) == 1.0
     assert precision_at_k(np.array([3.0, 0.0, 1.0, 2.0]), member, 2) == 0.0

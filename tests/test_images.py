@@ -83,7 +83,7 @@ def test_folder_with_broken_files_reports_each(tmp_path, make_image):
     assert {f.name for f in files} == {"good1.jpg", "good2.png", "empty.jpg", "fake.png"}
     assert [s.item for s in skipped] == [str(tmp_path / "notes.txt")]
     corpus = Corpus(posts=[Post(f.stem, str(f)) for f in files], skipped=skipped)
-    checked = check_images(corpus, progress=False)
+    checked = check_images(corpus)
     assert sorted(p.post_id for p in checked.posts) == ["good1", "good2"]
     report = format_skipped(checked.skipped)
     for name, reason in [("empty.jpg", "empty"), ("fake.png", "not an image"),

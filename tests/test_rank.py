@@ -14,9 +14,18 @@ import numpy as np
 import pytest
 
 from mmembed.cli import run
+from mmembed.cli.rank import rank
 from mmembed.config import compose
-from mmembed.ranking.ranker import CSV_COLUMNS, Ranker, RankSettings, decode_batches, rank
+from mmembed.data.photos import photo_loader
+from mmembed.ranking.ranker import Ranker
+from mmembed.ranking.settings import RankError, RankSettings
 from mmembed.ranking.suggest import neighbour_weights, weighted_terms
+from mmembed.report.files import CSV_COLUMNS
+
+
+def ranked(ranker, *args, **kwargs) -> dict:
+    """``Ranker.rank`` as the dict ranking.json holds."""
+    return ranker.rank(*args, **kwargs).to_dict()
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,7 +112,7 @@ def test_dominant_topic_ranks_above_absent_topic(ranker, dataset):
     assert mix[dominant] > 0.6 and mix[absent] < 0.01
     photos = dataset["shoot_truth"]
     paths = [dataset["shoot"] / n for n, t in photos.items() if t["topic"] in (dominant, absent)]
-    result = ranker.rank_photos(paths, account, RankSettings(alpha=0.0))
+    result = ranked(ranker, paths, account, RankSettings(alpha=0.0))
     rank_of = {p["name"]: p["rank"] for p in result["photos"]}
     good = [rank_of[n] for n, t in photos.items() if t["topic"] == dominant]
     bad = [rank_of[n] for n, t in photos.items() if t["topic"] == absent]
@@ -114,10 +123,10 @@ def test_dominant_topic_ranks_above_absent_topic(ranker, dataset):
 def test_alpha_extremes_order_by_fit_and_by_engagement(ranker, dataset):
     paths = sorted(dataset["shoot"].glob("*.jpg"))
     community = ranker.default_community()
-    by_fit = ranker.rank_photos(paths, community, RankSettings(alpha=0.0))["photos"]
+    by_fit = ranked(ranker, paths, community, RankSettings(alpha=0.0))["photos"]
     fits = [p["fit"] for p in by_fit]
     assert fits == sorted(fits)
-    by_eng = ranker.rank_photos(paths, community, RankSettings(alpha=1.0))["photos"]
+    by_eng = ranked(ranker, paths, community, RankSettings(alpha=1.0))["photos"]
     eng = [p["engagement"] for p in by_eng]
     assert eng == sorted(eng, reverse=True)
     assert {p["image"] for p in by_fit} == {p["image"] for p in by_eng}
@@ -125,9 +134,9 @@ def test_alpha_extremes_order_by_fit_and_by_engagement(ranker, dataset):
 
 def test_explanations_and_suggestions(ranker, dataset):
     community = ranker.default_community()
-    result = ranker.rank_photos(sorted(dataset["shoot"].glob("*.jpg"))[:3], community,
+    result = ranked(ranker, sorted(dataset["shoot"].glob("*.jpg"))[:3], community,
                                 RankSettings(neighbours=10))
-    members = set(ranker.communities[community]["members"])
+    members = set(ranker.communities[community].members)
     for photo in result["photos"]:
         assert len(photo["drivers"]) <= 3 and all(d["contribution"] > 0 for d in photo["drivers"])
         sims = [n["similarity"] for n in photo["neighbours"]]
@@ -150,7 +159,7 @@ def test_a_photos_numbers_do_not_depend_on_its_batch(ranker, dataset):
     community = ranker.default_community()
 
     def photos(subset, batch_size=8):
-        result = ranker.rank_photos(subset, community, RankSettings(batch_size=batch_size))
+        result = ranked(ranker, subset, community, RankSettings(batch_size=batch_size))
         return {p["name"]: p for p in result["photos"]}
 
     def numbers(p):
@@ -231,7 +240,7 @@ def test_community_list_prints_them(ranker, tmp_path, capsys):
     result = run(functools.partial(rank, ranker=ranker), rank_cfg(tmp_path, "community=list"))
     out = capsys.readouterr().out
     for name in ranker.communities:
-        if ranker.communities[name]["kind"] == "account":
+        if ranker.communities[name].kind == "account":
             assert name in out
     assert len(result["communities"]) == len(ranker.communities)
     assert not (tmp_path / "out").exists()
@@ -249,16 +258,17 @@ def test_unknown_community_suggests_close_names(ranker, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ pieces
-def test_decode_batches_keeps_order_and_reports_errors(dataset, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_photo_loader_keeps_order_and_reports_errors(dataset, tmp_path, workers):
     shoot = sorted(dataset["shoot"].glob("*.jpg"))[:5]
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
     paths = shoot[:2] + [bad] + shoot[2:]
-    batches = list(decode_batches(paths, 32, batch_size=2, workers=2))
-    assert [len(ok) + len(err) for ok, _, err in batches] == [2, 2, 2]
-    assert [p for ok, _, _ in batches for p in ok] == shoot
-    assert [e.path for _, _, err in batches for e in err] == [str(bad)]
-    images = batches[0][1]
+    batches = list(photo_loader(paths, 32, batch_size=2, workers=workers))
+    assert [len(b["paths"]) + len(b["errors"]) for b in batches] == [2, 2, 2]
+    assert [p for b in batches for p in b["paths"]] == shoot
+    assert [e.path for b in batches for e in b["errors"]] == [str(bad)]
+    images = batches[0]["image"]
     assert images.shape == (2, 3, 32, 32) and str(images.dtype) == "torch.uint8"
 
 
@@ -272,8 +282,6 @@ def test_suggestion_weights():
 
 
 def test_settings_are_checked():
-    from mmembed.ranking.ranker import RankError
-
     with pytest.raises(RankError, match="alpha"):
         RankSettings(alpha=1.5)
     with pytest.raises(RankError, match="divergence"):

@@ -163,10 +163,9 @@ def test_rows_of_maps_post_ids_back(data):
 def test_save_load_round_trip(tmp_path, data, flat_max):
     x, q = data
     index = PostIndex.build(x, ids_for(len(x)), flat_max=flat_max, nprobe=4, use_gpu=False)
-    paths = index.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["post_ids.json", "posts.faiss"]
-    assert set(paths) == {"posts.faiss", "post_ids.json"}
-    loaded = PostIndex.load(tmp_path)
+    index.write_index(tmp_path / "posts.faiss")
+    meta = json.loads(json.dumps(index.metadata()))  # stored as JSON beside it
+    loaded = PostIndex.load(tmp_path / "posts.faiss", meta)
     assert (loaded.kind, loaded.nprobe, loaded.nlist) == (index.kind, 4, index.nlist)
     assert loaded.post_ids == index.post_ids and not loaded.on_gpu
     for subset in (None, np.arange(0, len(x), 3)):
@@ -177,29 +176,14 @@ def test_save_load_round_trip(tmp_path, data, flat_max):
         assert ids_a == ids_b
 
 
-def test_index_goes_into_a_bundle(tmp_path, data):
-    from mmembed.bundle import read_bundle, write_bundle
-
-    x, q = data
-    index = PostIndex.build(x, ids_for(len(x)), flat_max=1000, use_gpu=False)
-    target = write_bundle(tmp_path / "b", index.bundle_files(), config={}, data_fingerprint="f",
-                          metrics={})
-    bundle = read_bundle(target)
-    assert bundle.has("posts.faiss") and bundle.has("post_ids.json")
-    np.testing.assert_array_equal(PostIndex.load(bundle.path).search(q, 5)[2],
-                                  index.search(q, 5)[2])
-
-
-def test_load_refuses_missing_or_mismatched_files(tmp_path, data):
+def test_load_refuses_mismatched_metadata(tmp_path, data):
     x, _ = data
-    with pytest.raises(FileNotFoundError, match="posts.faiss"):
-        PostIndex.load(tmp_path)
-    PostIndex.build(x, ids_for(len(x)), use_gpu=False).save(tmp_path)
-    meta = json.loads((tmp_path / "post_ids.json").read_text())
-    meta["post_ids"].append("one-too-many")
-    (tmp_path / "post_ids.json").write_text(json.dumps(meta))
+    index = PostIndex.build(x, ids_for(len(x)), use_gpu=False)
+    index.write_index(tmp_path / "posts.faiss")
+    meta = index.metadata()
+    meta["post_ids"] = [*meta["post_ids"], "one-too-many"]
     with pytest.raises(ValueError, match="does not match"):
-        PostIndex.load(tmp_path)
+        PostIndex.load(tmp_path / "posts.faiss", meta)
 
 
 def test_use_gpu_true_without_gpu_is_a_clear_error(data):
@@ -224,8 +208,8 @@ def test_gpu_matches_cpu_and_saves_a_cpu_index(tmp_path, data, flat_max):
     subset = np.arange(0, len(x), 5)
     _, _, sub_rows = gpu.search(q, 10, subset=subset)
     assert np.isin(sub_rows[sub_rows >= 0], subset).all()
-    gpu.save(tmp_path)
-    loaded = PostIndex.load(tmp_path)  # CPU by default
+    gpu.write_index(tmp_path / "posts.faiss")
+    loaded = PostIndex.load(tmp_path / "posts.faiss", gpu.metadata())  # CPU by default
     assert not loaded.on_gpu and "Gpu" not in type(faiss.downcast_index(loaded.index)).__name__
-    again = PostIndex.load(tmp_path, use_gpu=True)
+    again = PostIndex.load(tmp_path / "posts.faiss", gpu.metadata(), use_gpu=True)
     assert again.on_gpu and again.search(q, 10)[2].shape == (len(q), 10)

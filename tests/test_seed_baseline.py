@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmembed.bundle import read_bundle
+from mmembed.bundle import Bundle
 from mmembed.config import compose
 from mmembed.evaluate import EvalSettings, evaluate
+from mmembed.models.heads import IdentityAutoencoder, Normalize
+from mmembed.models.joint import JointEmbedding
 from mmembed.models.towers import BagOfWordsTower, ImageNetTagTower, imagenet_classes, words
-from mmembed.ranking.ranker import Ranker, load_model
+from mmembed.ranking.ranker import Ranker
 from mmembed.training import train
 
 CAPTIONS = ["Sunset at the crag with @cragworks #climbing #sunset",
@@ -125,11 +127,14 @@ def seed_bundle(tmp_path_factory):
 
 def test_seed_baseline_trains_builds_and_ranks(seed_bundle, tmp_path):
     path, objects = seed_bundle
-    bundle = read_bundle(path)
+    bundle = Bundle.load(path)
     assert bundle.metrics["method"] == "pam" and bundle.metrics["k"] == 4
-    assert bundle.has("tokenizer.json")  # the fitted vocabulary travels with the bundle
-    model = load_model(bundle)
+    assert bundle.has(Bundle.TOKENIZER)  # the fitted vocabulary travels with the bundle
+    model = bundle.model()
     trained = objects["model"]
+    # the seed's recipe is a config of the one joint model, with heads that learn nothing
+    assert type(model) is JointEmbedding and isinstance(model.proj_text, Normalize)
+    assert isinstance(model.autoencoder, IdentityAutoencoder)
     assert model.text_tower.vocabulary == trained.text_tower.vocabulary
     # a post's latent is [tags, words]; a photo alone is [tags, 0]
     feats = {"image": torch.rand(2, 1000), "text": torch.rand(2, model.text_tower.out_dim)}
@@ -141,17 +146,16 @@ def test_seed_baseline_trains_builds_and_ranks(seed_bundle, tmp_path):
     # rank.py's path: new photos (the shoot folder) get q over the 4 clusters and a score
     photos = [str(p.image_path) for p in objects["datamodule"].posts[:6]]
     ranker = Ranker.from_bundle(path)
-    result = ranker.rank_photos(photos, ranker.default_community(),
-                                EvalSettings().rank)
-    assert len(result["photos"]) == 6
-    for photo in result["photos"]:
-        assert len(photo["q"]) == 4 and np.isclose(sum(photo["q"]), 1.0)
-        assert np.isfinite(photo["engagement"])
+    result = ranker.rank(photos, ranker.default_community(), EvalSettings().rank)
+    assert len(result.photos) == 6
+    for photo in result.photos:
+        assert len(photo.q) == 4 and np.isclose(sum(photo.q), 1.0)
+        assert np.isfinite(photo.engagement)
 
 
 def test_seed_baseline_is_evaluated_with_the_same_metrics(seed_bundle):
     path, _ = seed_bundle
-    res = evaluate(path, EvalSettings(random_repeats=2), write=False)
+    res = evaluate(path, EvalSettings(random_repeats=2))
     for key in ("nmi", "profile_tv", "image_only_nmi", "image_only_agreement",
                 "engagement_src", "ndcg@10"):
         assert res[key] is not None, key

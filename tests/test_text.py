@@ -7,6 +7,7 @@ punctuation, numbers) before they shared :mod:`mmembed.text`.
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,14 +42,14 @@ def test_cluster_name_terms_are_unchanged(case):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_lda_vocabulary_is_unchanged(case):
-    texts = [case["caption"]] * 3
+    posts = [SimpleNamespace(caption=case["caption"], hashtags=[])] * 3
     lda = LDAClusterer(k=2, n_init=1, max_iter=1)
     latent = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
     if not case["lda"]:
         with pytest.raises(ValueError, match="no usable words"):
-            lda.fit(latent, texts=texts)
+            lda.fit(latent, posts)
         return
-    assert lda.fit(latent, texts=texts).vocabulary_.tolist() == sorted(set(case["lda"]))
+    assert lda.fit(latent, posts).vocabulary_.tolist() == sorted(set(case["lda"]))
 
 
 def test_scratch_pre_tokenizer_is_unchanged():

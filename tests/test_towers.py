@@ -366,7 +366,7 @@ CONFIGS = sorted(CONF.glob("*_tower/*.yaml"))
 def test_tower_configs_match_constructors(path):
     cfg = OmegaConf.load(path)
     cls = get_class(cfg._target_)
-    assert cls.__module__ == towers.__name__
+    assert cls.__module__.startswith(towers.__name__)
     params = OmegaConf.to_container(cfg)  # "???" (set on the command line) stays a string
     params.pop("_target_")
     inspect.signature(cls).bind_partial(**params)  # every key is a constructor argument
@@ -382,15 +382,13 @@ def test_cheap_configs_instantiate(name, out_dim):
 
 def test_compute_features_leaves_random_state_alone():
     """A feature-cache miss must not shift the training RNG (a DataLoader draws a seed)."""
-    from types import SimpleNamespace
-
     from torch.utils.data import DataLoader
 
     from mmembed.models.features import compute_features
+    from mmembed.models.joint import JointEmbedding
 
     tower = SmallCNNTower(width=8, out_dim=16, input_size=32, photo_stats=True).eval()
-    model = SimpleNamespace(image_tower=tower, text_tower=None, device=torch.device("cpu"),
-                            training=False, eval=lambda: None, train=lambda mode=True: None)
+    model = JointEmbedding(image_tower=tower)
     images = torch.rand(5, 3, 32, 32)
     data = [{"image": images[i], "index": torch.tensor(i)} for i in range(5)]
     loader = DataLoader(data, batch_size=2, shuffle=True)

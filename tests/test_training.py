@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import mmembed.training
+from mmembed.cli.train import train as train_app
 from mmembed.config import compose
 from mmembed.training import train
 
@@ -42,7 +43,7 @@ def test_fast_dev_run_each_experiment(tmp_path, experiment):
     if experiment == "joint_clip":  # full size is for clusters; keep the data tiny here
         overrides += ["data.num_posts=48", "data.image_size=64", "datamodule.image_size=64",
                       "model.image_tower.input_size=64", "datamodule.batch_size=16"]
-    metrics, objects = train(tiny_cfg(tmp_path, *overrides))
+    metrics, objects = train_app(tiny_cfg(tmp_path, *overrides))  # what train.py runs
     assert objects["trainer"].state.finished
     assert "train/loss" in metrics and "val/loss" in metrics
     if experiment == "image_ae":
@@ -144,7 +145,9 @@ def bundle_files(path: Path) -> dict[str, str]:
 def test_sigkill_and_resume_give_the_unbroken_bundle_and_ranking(tmp_path):
     """SIGKILL in the middle of epoch 2, resume from last.ckpt (of epoch 1): the bundle's
     files and metrics and rank.py's ranking.csv are those of the unbroken run."""
-    from mmembed.ranking.ranker import Ranker, RankSettings, write_outputs
+    from mmembed.cli.rank import write_outputs
+    from mmembed.ranking.ranker import Ranker
+    from mmembed.ranking.settings import RankSettings
 
     common = ["trainer.max_epochs=4", "trainer.min_epochs=2", "logger=csv", "cluster.k=3"]
     cache = tmp_path / "cache"
@@ -167,7 +170,7 @@ def test_sigkill_and_resume_give_the_unbroken_bundle_and_ranking(tmp_path):
     tables = []
     for name, objects in (("unbroken", unbroken), ("resumed", resumed)):
         ranker = Ranker.from_bundle(objects["bundle"].path)
-        result = ranker.rank_photos(shoot, ranker.default_community(), RankSettings())
+        result = ranker.rank(shoot, ranker.default_community(), RankSettings()).to_dict()
         out = tmp_path / f"rank-{name}"
         out.mkdir()
         write_outputs(result, out, report=False)

@@ -7,9 +7,8 @@ input (a single cluster, say) are NaN rather than an exception, so a sweep over 
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -21,6 +20,8 @@ from sklearn.metrics import (
     normalized_mutual_info_score,
     silhouette_score,
 )
+
+from mmembed.stats import total_variation
 
 SILHOUETTE_SAMPLE = 5000
 
@@ -91,29 +92,25 @@ def cluster_metrics(latent: np.ndarray, labels: Any, seed: int = 0,
     }
 
 
-def stability(make_clusterer_fn: Callable[[int], Any], latent: np.ndarray,
-              seeds: Sequence[int] = (0, 1, 2), **fit_kwargs: Any) -> float:
+def stability(clusterer: Any, latent: np.ndarray, posts: Sequence[Any] | None = None,
+              seeds: Sequence[int] = (0, 1, 2)) -> float:
     """Mean pairwise adjusted Rand index between the labels of fits with different seeds.
 
-    ``make_clusterer_fn(seed)`` returns an unfitted clusterer (e.g.
-    ``lambda s: KMeansClusterer(k=6, seed=s)``); each is fitted on the same ``latent`` with
-    ``fit_kwargs`` and the ARI is averaged over all pairs of seeds. 1.0 means every seed finds
-    the same partition (up to renaming clusters); ≈ 0 means agreement no better than chance.
-
-    An ``encoder`` in ``fit_kwargs`` (DEC refines it in place) is deep-copied for each fit, so
-    the runs are independent and the caller's encoder is left untouched.
+    Each fit is an unfitted copy of ``clusterer`` (:func:`sklearn.base.clone`, with K fixed to
+    the one it found) with another ``seed``, on the same ``latent`` (and ``posts``); the ARI is
+    averaged over all pairs of seeds. 1.0 means every seed finds the same partition (up to
+    renaming clusters); ≈ 0 means agreement no better than chance.
     """
+    from sklearn.base import clone
+
     seeds = list(seeds)
     if len(seeds) < 2:
         raise ValueError(f"stability needs at least 2 seeds to compare, got {seeds}")
+    k = getattr(clusterer, "n_clusters_", None) or clusterer.k
     runs = []
     for seed in seeds:
-        kwargs = dict(fit_kwargs)
-        if kwargs.get("encoder") is not None:
-            kwargs["encoder"] = copy.deepcopy(kwargs["encoder"])
-        clusterer = make_clusterer_fn(seed)
-        clusterer.fit(latent, **kwargs)
-        runs.append(np.asarray(clusterer.labels_))
+        fit = clone(clusterer).set_params(k=k, seed=seed).fit(latent, posts)
+        runs.append(np.asarray(fit.labels_))
     return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(runs, 2)]))
 
 
@@ -209,7 +206,7 @@ def profile_tv_error(profiles: Mapping[str, Any],
             truth[col[_plain(topic)]] += float(weight)
         truth = _as_distribution(truth, f"truth mixture {name!r}")
         p_topic = prof[name] @ topic_given_cluster
-        per_community[name] = float(0.5 * np.abs(p_topic - truth).sum())
+        per_community[name] = total_variation(p_topic, truth)
     errors = list(per_community.values())
     return {
         "per_community": per_community,

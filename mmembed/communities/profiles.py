@@ -16,12 +16,85 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from mmembed.data.post import Post
 
 log = logging.getLogger(__name__)
+
+
+KINDS = ("account", "source", "group", "cluster")
+
+
+@dataclass
+class CommunitySettings:
+    """Which communities get a profile and how (``conf: communities``).
+
+    Every account and every source (a scraped hashtag or profile folder) is a community, and
+    so is every cluster (the fallback); ``groups`` adds your own, name → accounts and/or
+    sources, e.g. ``{competitors: {accounts: [brand_a, brand_b]}}``. ``weighting``: ``none``
+    (the mean soft assignment of the members) or ``engagement`` (weighted by engagement rate).
+    Communities with fewer than ``min_size`` posts are named in a warning (a noisy profile).
+    Cluster names take ``name_terms`` of the ``top_terms`` class-based TF-IDF terms; each
+    cluster keeps its ``medoids`` most typical posts.
+    """
+
+    groups: dict[str, Any] = field(default_factory=dict)
+    weighting: str = "none"
+    min_size: int = 10
+    top_terms: int = 10
+    name_terms: int = 3
+    medoids: int = 12
+
+
+@dataclass(frozen=True)
+class Community:
+    """A group of posts defined by metadata, and its profile over the K clusters.
+
+    ``profile`` is ``p_c`` (sums to 1); ``top_clusters`` its three heaviest clusters;
+    ``top_hashtags``/``top_mentions`` ``(term, count)`` pairs without ``#``/``@``, most used
+    first; ``engagement`` holds the members' actual log rates (``mean``, ``median``, ``sorted``)
+    and the model's predictions for them (``predicted_sorted``); ``members`` their post ids.
+    """
+
+    name: str
+    kind: str
+    size: int
+    profile: list[float]
+    top_clusters: list[int] = field(default_factory=list)
+    top_hashtags: list[tuple[str, int]] = field(default_factory=list)
+    top_mentions: list[tuple[str, int]] = field(default_factory=list)
+    engagement: dict[str, Any] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record stored in ``communities.json`` (without the name, its key there)."""
+        return {"kind": self.kind, "size": self.size, "profile": list(self.profile),
+                "top_clusters": list(self.top_clusters),
+                "top_hashtags": [[t, n] for t, n in self.top_hashtags],
+                "top_mentions": [[m, n] for m, n in self.top_mentions],
+                "engagement": dict(self.engagement), "members": list(self.members)}
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> Community:
+        return cls(name=name, kind=str(d["kind"]), size=int(d["size"]),
+                   profile=[float(v) for v in d["profile"]],
+                   top_clusters=[int(c) for c in d.get("top_clusters") or []],
+                   top_hashtags=[(str(t), int(n)) for t, n in d.get("top_hashtags") or []],
+                   top_mentions=[(str(m), int(n)) for m, n in d.get("top_mentions") or []],
+                   engagement=dict(d.get("engagement") or {}),
+                   members=[str(m) for m in d.get("members") or []])
+
+    def summary(self) -> dict[str, Any]:
+        """What a ranking result says about its community (no member list)."""
+        return {"name": self.name, "kind": self.kind, "size": self.size,
+                "profile": [float(v) for v in self.profile],
+                "top_clusters": [int(v) for v in self.top_clusters],
+                "top_hashtags": [{"tag": t, "count": int(n)} for t, n in self.top_hashtags],
+                "top_mentions": [{"mention": m, "count": int(n)} for m, n in self.top_mentions]}
 
 
 def member_sets(posts: list[Post], labels: np.ndarray, cluster_names: list[str],
@@ -81,7 +154,7 @@ def build_communities(posts: list[Post], q: np.ndarray, labels: np.ndarray, enga
                       cluster_names: list[str],
                       groups: Mapping[str, Mapping[str, list[str]]] | None = None,
                       weighting: str = "none", min_size: int = 10, top_n: int = 10,
-                      predicted: np.ndarray | None = None) -> dict[str, dict]:
+                      predicted: np.ndarray | None = None) -> dict[str, Community]:
     """Every community's record: kind, size, profile, top hashtags/mentions, engagement stats.
 
     ``engagement.sorted`` holds the members' actual log rates; ``engagement.predicted_sorted``
@@ -101,20 +174,17 @@ def build_communities(posts: list[Post], q: np.ndarray, labels: np.ndarray, enga
         p = profile(q[idx], members_eng if weighting == "engagement" else None)
         hashtags = Counter(t for i in idx for t in posts[i].hashtags)
         mentions = Counter(m for i in idx for m in posts[i].mentions)
-        communities[name] = {
-            "kind": kind,
-            "size": int(len(idx)),
-            "profile": [float(v) for v in p],
-            "top_clusters": [int(c) for c in np.argsort(-p)[:3]],
-            "top_hashtags": hashtags.most_common(top_n),
-            "top_mentions": mentions.most_common(top_n),
-            "engagement": {
+        communities[name] = Community(
+            name=name, kind=kind, size=int(len(idx)), profile=[float(v) for v in p],
+            top_clusters=[int(c) for c in np.argsort(-p)[:3]],
+            top_hashtags=hashtags.most_common(top_n), top_mentions=mentions.most_common(top_n),
+            engagement={
                 "mean": float(members_eng.mean()) if len(idx) else None,
                 "median": float(np.median(members_eng)) if len(idx) else None,
                 "sorted": [float(v) for v in np.sort(members_eng)],
                 "predicted_sorted": ([float(v) for v in np.sort(predicted[idx])]
                                      if predicted is not None else None),
             },
-            "members": [posts[i].post_id for i in idx],
-        }
+            members=[posts[i].post_id for i in idx],
+        )
     return communities

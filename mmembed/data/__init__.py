@@ -2,6 +2,7 @@
 
 from mmembed.data.images import ImageError, list_images, load_image
 from mmembed.data.post import Corpus, Post, PostError, Skipped, engagement, make_post
+from mmembed.progress import QUIET, Progress
 
 __all__ = [
     "Corpus",
@@ -25,7 +26,7 @@ def load_corpus(data_cfg) -> Corpus:
     return instantiate(data_cfg).load()
 
 
-def check_images(corpus: Corpus, workers: int = 4, progress: bool = True,
+def check_images(corpus: Corpus, workers: int = 4, progress: Progress = QUIET,
                  size: int | None = None) -> Corpus:
     """Decode every post's image (at ``size``, as the datamodule will) and move the ones that
     fail to ``corpus.skipped``.
@@ -36,17 +37,13 @@ def check_images(corpus: Corpus, workers: int = 4, progress: bool = True,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from rich.progress import track
-
     from mmembed.data.images import DecodeBudget
 
     budget = DecodeBudget()
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(lambda p: load_image(p.image_path, size=size, budget=budget),
                            corpus.posts)
-        if progress:
-            results = track(results, total=len(corpus.posts), description="checking images",
-                            transient=True)
+        results = progress.track(results, len(corpus.posts), "checking images")
         errors = [r if isinstance(r, ImageError) else None for r in results]
     posts = [p for p, e in zip(corpus.posts, errors) if e is None]
     skipped = list(corpus.skipped) + [

@@ -14,6 +14,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from mmembed.cli.progress import RichProgress
 from mmembed.config import compose
 from mmembed.data import check_images, load_corpus
 from mmembed.data.post import format_skipped
@@ -24,7 +25,8 @@ def main(argv: list[str]) -> int:
     console = Console()
     cfg = compose(argv)
     try:
-        corpus = check_images(load_corpus(cfg.data), size=cfg.datamodule.image_size)
+        corpus = check_images(load_corpus(cfg.data), size=cfg.datamodule.image_size,
+                              progress=RichProgress(console))
     except SourceError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1

@@ -32,6 +32,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from mmembed.data.images import load_image
 from mmembed.data.post import Corpus, Post, Skipped, engagement, format_skipped
 from mmembed.data.sources import SourceError
+from mmembed.fileio import atomic_write
+from mmembed.progress import QUIET, Progress
 
 SPLITS = ("train", "val", "test")
 
@@ -62,7 +64,7 @@ def fingerprint(posts: list[Post], *extra: Any) -> str:
 
 
 def build_image_cache(
-    posts: list[Post], image_size: int, cache_dir: str | Path, progress: bool = True
+    posts: list[Post], image_size: int, cache_dir: str | Path, progress: Progress = QUIET
 ) -> tuple[Path, list[int], list[Skipped]]:
     """Decode every post's image once into ``<cache_dir>/images-<fp>.npy`` (N×S×S×3 uint8).
 
@@ -80,12 +82,7 @@ def build_image_cache(
         return array_path, meta["kept"], [Skipped(**s) for s in meta["skipped"]]
 
     kept, skipped, arrays = [], [], []
-    iterator: Any = enumerate(posts)
-    if progress:
-        from rich.progress import track
-
-        iterator = track(iterator, total=len(posts), description="decoding images", transient=True)
-    for i, post in iterator:
+    for i, post in progress.track(enumerate(posts), len(posts), "decoding images"):
         img = load_image(post.image_path, size=image_size)
         if not hasattr(img, "size"):  # an ImageError
             skipped.append(Skipped(f"{post.post_id} ({img.path})", img.reason))
@@ -95,13 +92,9 @@ def build_image_cache(
     stacked = (
         np.stack(arrays) if arrays else np.zeros((0, image_size, image_size, 3), dtype=np.uint8)
     )
-    tmp = array_path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, stacked)
-    os.replace(tmp, array_path)
+    atomic_write(array_path, lambda tmp: np.save(tmp, stacked))
     meta = {"kept": kept, "skipped": [s.__dict__ for s in skipped], "image_size": image_size}
-    tmp_index = index_path.with_suffix(f".tmp{os.getpid()}")
-    tmp_index.write_text(json.dumps(meta))
-    os.replace(tmp_index, index_path)
+    atomic_write(index_path, json.dumps(meta))
     return array_path, kept, skipped
 
 
@@ -180,7 +173,6 @@ class PostDataModule(L.LightningDataModule):
         cache_dir: str = ".cache/mmembed/images",
         tokenize: Callable[[list[str]], dict[str, torch.Tensor]] | None = None,
         pin_memory: bool = False,
-        progress: bool = True,
         seed: int = 0,
     ):
         super().__init__()
@@ -193,7 +185,7 @@ class PostDataModule(L.LightningDataModule):
         self.cache_dir = cache_dir
         self.tokenize = tokenize
         self.pin_memory = pin_memory
-        self.progress = progress
+        self.progress: Progress = QUIET  # the app sets its own to draw a bar
         self.seed = int(seed)
         self.corpus: Corpus | None = None
         self.datasets: dict[str, PostDataset] = {}

@@ -18,7 +18,6 @@ import glob
 import os
 import stat
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,31 +113,42 @@ def decoded_bytes(img: Image.Image) -> int:
 
 
 class DecodeBudget:
-    """Bounds the memory that concurrent decodes hold together.
+    """Bounds the memory that concurrent decodes hold together, across threads and processes.
 
     A decode that needs ``n`` bytes waits until ``held + n <= max_bytes``; one that needs more
     than the whole budget waits until it can run alone, so nothing deadlocks. ``peak`` records
-    the most bytes ever held at once. Share one budget between the threads of a pool.
+    the most bytes ever held at once. The counters live in shared memory, so one budget made
+    before a DataLoader starts its worker processes bounds them all together.
     """
 
     def __init__(self, max_bytes: int = DECODE_BUDGET_BYTES):
+        import multiprocessing
+
         self.max_bytes = int(max_bytes)
-        self.held = 0
-        self.peak = 0
-        self._cond = threading.Condition()
+        self._cond = multiprocessing.Condition()
+        self._held = multiprocessing.RawValue("q", 0)
+        self._peak = multiprocessing.RawValue("q", 0)
+
+    @property
+    def held(self) -> int:
+        return int(self._held.value)
+
+    @property
+    def peak(self) -> int:
+        return int(self._peak.value)
 
     @contextmanager
     def hold(self, n: int) -> Iterator[None]:
         n = min(int(n), self.max_bytes)
         with self._cond:
-            self._cond.wait_for(lambda: self.held + n <= self.max_bytes)
-            self.held += n
-            self.peak = max(self.peak, self.held)
+            self._cond.wait_for(lambda: self._held.value + n <= self.max_bytes)
+            self._held.value += n
+            self._peak.value = max(self._peak.value, self._held.value)
         try:
             yield
         finally:
             with self._cond:
-                self.held -= n
+                self._held.value -= n
                 self._cond.notify_all()
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from mmembed.fileio import atomic_write
+from mmembed.models.predict import predict
+from mmembed.progress import QUIET, Progress
+
 
 def module_hash(module: torch.nn.Module) -> str:
     """A short hash of a module's class, parameters and buffers (and its ``fingerprint()``, if it
@@ -31,32 +35,18 @@ def module_hash(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-@torch.no_grad()
-def compute_features(model, loader) -> dict[str, torch.Tensor]:
-    """Run the (frozen) towers over ``loader`` in order; rows follow ``batch["index"]``.
-
-    The global CPU random state is left as it was (iterating a DataLoader draws a seed from it),
-    so a run that computes the features trains exactly like one that reads them from the cache.
-    """
-    image, text, index = [], [], []
-    was_training = model.training
-    model.eval()
-    with torch.random.fork_rng(devices=[]):
-        for batch in loader:
-            image.append(model.image_tower(batch["image"].to(model.device)).cpu())
-            if model.text_tower is not None:
-                tokens = {k: v.to(model.device) for k, v in batch["tokens"].items()}
-                text.append(model.text_tower(tokens).cpu())
-            index.append(batch["index"])
-    model.train(was_training)
-    order = torch.argsort(torch.cat(index))
-    out = {"image": torch.cat(image)[order].contiguous()}
-    if text:
-        out["text"] = torch.cat(text)[order].contiguous()
-    return out
+def compute_features(model, loader, progress: Progress = QUIET) -> dict[str, torch.Tensor]:
+    """The towers' outputs over ``loader`` (``predict_step``), rows by ``batch["index"]``."""
+    batches = progress.track(loader, len(loader), "tower features")
+    out = predict(model, batches, keys=("image_features", "text_features"))
+    features = {"image": out["image_features"]}
+    if "text_features" in out:
+        features["text"] = out["text_features"]
+    return features
 
 
-def tower_features(model, datamodule, cache_dir: str | None = None) -> dict[str, torch.Tensor]:
+def tower_features(model, datamodule, cache_dir: str | None = None,
+                   progress: Progress = QUIET) -> dict[str, torch.Tensor]:
     """Features of every post for the model's towers, from the cache when it has them."""
     path = None
     if cache_dir:
@@ -67,10 +57,7 @@ def tower_features(model, datamodule, cache_dir: str | None = None) -> dict[str,
         path = Path(cache_dir) / f"features-{digest}.safetensors"
         if path.is_file():
             return load_file(path)
-    features = compute_features(model, datamodule.all_dataloader())
+    features = compute_features(model, datamodule.all_dataloader(), progress)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(features, str(tmp))
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: save_file(features, str(tmp)))
     return features

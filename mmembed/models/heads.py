@@ -1,4 +1,11 @@
-"""Small trainable heads on top of the towers: projection, autoencoder, engagement."""
+"""Small heads on top of the towers: projection, autoencoder, engagement.
+
+:class:`~mmembed.models.joint.JointEmbedding` takes each head as an argument (a module, or a
+factory called with the input size, as Hydra's ``_partial_: true`` gives), so a recipe that
+needs other heads is a config, not a subclass. The seed's recipe, for example, uses
+:class:`Normalize` projections and the :class:`IdentityAutoencoder`: its latent is the
+concatenated tag and word vectors themselves.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int | None = 512,
                  dropout: float = 0.1):
         super().__init__()
+        self.out_dim = int(out_dim)
         if hidden_dim:
             self.net = nn.Sequential(
                 nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden_dim), nn.GELU(),
@@ -29,6 +37,38 @@ class ProjectionHead(nn.Module):
         return F.normalize(self.net(features), dim=-1)
 
 
+class Normalize(nn.Module):
+    """A projection with nothing to learn: L2-normalise, then scale by ``weight``.
+
+    The seed baseline's heads: each modality keeps its own space (ImageNet tags, a bag of
+    words), and ``weight`` sets how much the words count against the tags in distances.
+    """
+
+    def __init__(self, in_dim: int, weight: float = 1.0):
+        super().__init__()
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight!r}")
+        self.out_dim = int(in_dim)
+        self.weight = float(weight)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.weight * F.normalize(features, dim=-1)
+
+
+class IdentityAutoencoder(nn.Module):
+    """An autoencoder that is the identity: the latent is the fused vector itself."""
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        self.latent_dim = int(in_dim)
+
+    def encode(self, fused: torch.Tensor) -> torch.Tensor:
+        return fused
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent
+
+
 class PostAutoencoder(nn.Module):
     """Encodes a fused post embedding ``[z_image, z_text]`` into the latent space that is clustered.
 
@@ -39,6 +79,7 @@ class PostAutoencoder(nn.Module):
 
     def __init__(self, in_dim: int, latent_dim: int = 32, hidden_dim: int = 256):
         super().__init__()
+        self.latent_dim = int(latent_dim)
         self.encoder = nn.Sequential(
             nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
             nn.GELU(), nn.Linear(hidden_dim, latent_dim),

@@ -32,6 +32,8 @@ on the validation loss either way.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -43,6 +45,7 @@ from torch.nn import functional as F
 from mmembed.models import losses
 from mmembed.models.heads import EngagementHead, PostAutoencoder, ProjectionHead
 from mmembed.models.towers import freeze
+from mmembed.stats import spearman
 
 
 def _recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
@@ -51,19 +54,34 @@ def _recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
     return {k: (ranks < k).float().mean().item() for k in ks}
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+HeadFactory = Callable[..., nn.Module]
 
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
+
+def _head(head: nn.Module | HeadFactory, *dims: int) -> nn.Module:
+    """A head module: ``head`` itself, or what the factory builds for these input sizes."""
+    return head if isinstance(head, nn.Module) else head(*dims)
 
 
 class JointEmbedding(L.LightningModule):
+    """Towers, injected heads, and the losses that train them (see the module docstring).
+
+    ``proj_image``, ``proj_text``, ``autoencoder`` and ``engagement_head`` are modules or
+    factories called with their input size (``proj_*(tower dim)``, ``autoencoder(fused
+    dim)``, ``engagement_head(image tower dim)``); left out, they are the default
+    :class:`~mmembed.models.heads.ProjectionHead` of ``embed_dim`` with ``proj_hidden_dim``
+    and ``proj_dropout``, a :class:`~mmembed.models.heads.PostAutoencoder` of ``latent_dim``
+    and an :class:`~mmembed.models.heads.EngagementHead`. A loss term whose weight is 0 is not
+    computed (the seed baseline trains its engagement head only).
+    """
+
     def __init__(
         self,
         image_tower: nn.Module,
         text_tower: nn.Module | None = None,
+        proj_image: nn.Module | HeadFactory | None = None,
+        proj_text: nn.Module | HeadFactory | None = None,
+        autoencoder: nn.Module | HeadFactory | None = None,
+        engagement_head: nn.Module | HeadFactory | None = None,
         embed_dim: int = 256,
         latent_dim: int = 32,
         proj_hidden_dim: int | None = 512,
@@ -77,7 +95,9 @@ class JointEmbedding(L.LightningModule):
         feature_cache_dir: str | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["image_tower", "text_tower", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["image_tower", "text_tower", "proj_image", "proj_text",
+                                          "autoencoder", "engagement_head", "optimizer",
+                                          "scheduler"])
         self.image_tower = image_tower
         self.text_tower = text_tower
         self.freeze_towers = freeze_towers
@@ -88,19 +108,23 @@ class JointEmbedding(L.LightningModule):
         # With photo_stats the tower appends photo-quality statistics to its features: they
         # inform the engagement head only, so the content embedding stays about content.
         self.content_dim = int(getattr(image_tower, "feature_dim", image_tower.out_dim))
-        self.proj_image = ProjectionHead(self.content_dim, embed_dim, proj_hidden_dim,
-                                         proj_dropout)
-        self.proj_text = (
-            ProjectionHead(text_tower.out_dim, embed_dim, proj_hidden_dim, proj_dropout)
-            if text_tower else None
-        )
-        self.fused_dim = embed_dim * (2 if text_tower else 1)
-        self.autoencoder = PostAutoencoder(self.fused_dim, latent_dim)
-        self.engagement_head = EngagementHead(image_tower.out_dim)
+        projection = functools.partial(ProjectionHead, out_dim=embed_dim,
+                                       hidden_dim=proj_hidden_dim, dropout=proj_dropout)
+        self.proj_image = _head(proj_image or projection, self.content_dim)
+        self.proj_text = (_head(proj_text or projection, text_tower.out_dim)
+                          if text_tower is not None else None)
+        self.text_dim = int(self.proj_text.out_dim) if self.proj_text is not None else 0
+        self.fused_dim = int(self.proj_image.out_dim) + self.text_dim
+        self.autoencoder = _head(
+            autoencoder or functools.partial(PostAutoencoder, latent_dim=latent_dim),
+            self.fused_dim)
+        self.engagement_head = _head(engagement_head or EngagementHead, image_tower.out_dim)
         self.logit_scale = losses.learnable_logit_scale()
         self.text_dropout = text_dropout
         self.loss_weights = {"contrastive": 1.0, "reconstruction": 1.0, "consistency": 1.0,
                              "engagement": 1.0, **(loss_weights or {})}
+        if not self.loss_weights["contrastive"]:
+            self.logit_scale.requires_grad_(False)  # no contrastive loss to learn it from
         self.engagement_loss_kind = engagement_loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -130,7 +154,7 @@ class JointEmbedding(L.LightningModule):
         if self.proj_text is None:
             return z_image
         if z_text is None:
-            z_text = torch.zeros_like(z_image)
+            z_text = z_image.new_zeros(*z_image.shape[:-1], self.text_dim)
         return torch.cat([z_image, z_text], dim=-1)
 
     def encode(self, z_image: torch.Tensor, z_text: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,12 +171,27 @@ class JointEmbedding(L.LightningModule):
         return self.engagement_head(image_features) * self.engagement_std + self.engagement_mean
 
     @torch.no_grad()
-    def embed_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Image-only path for new photos: z_image, latent, predicted engagement."""
-        feats = self.image_tower(images)
-        z_image = self.project_image(feats)
-        return {"z_image": z_image, "latent": self.encode(z_image),
-                "engagement": self.predict_engagement(feats)}
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0,
+                     dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """Every vector the build and ``rank.py`` read for a batch of posts or photos.
+
+        The batch holds ``image`` (pixels; uint8 or float) or precomputed ``image_features``,
+        and optionally ``tokens`` or ``text_features``. Returns ``image_features`` (the tower's
+        output, photo statistics included), ``z_image``, ``latent_image`` (the latent of the
+        image alone, what a new photo gets) and ``engagement`` (predicted log rate); with
+        text also ``text_features``, ``z_text``, ``fused`` and ``latent`` (the full post's).
+        """
+        img_feats, txt_feats = self._features(batch)
+        z_image = self.project_image(img_feats)
+        out = {"image_features": img_feats, "z_image": z_image,
+               "latent_image": self.encode(z_image),
+               "engagement": self.predict_engagement(img_feats)}
+        if txt_feats is not None:
+            z_text = self.proj_text(txt_feats)
+            fused = self.fuse(z_image, z_text)
+            out.update(text_features=txt_feats, z_text=z_text, fused=fused,
+                       latent=self.autoencoder.encode(fused))
+        return out
 
     # ----------------------------------------------------------------- frozen-feature cache
     def setup(self, stage: str) -> None:
@@ -175,44 +214,51 @@ class JointEmbedding(L.LightningModule):
             self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir)
 
     def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tower features of a batch: given in it, from the frozen-feature cache (by post
+        index), or computed by the towers."""
+        if "image_features" in batch:
+            img = batch["image_features"].to(self.device)
+            txt = batch.get("text_features")
+            return img, (txt.to(self.device) if txt is not None else None)
         if self._cached:
             idx = batch["index"].cpu()
             img = self._cached["image"][idx].to(self.device)
             txt = self._cached["text"][idx].to(self.device) if "text" in self._cached else None
             return img, txt
-        img = self.image_features(batch["image"])
-        txt = self.text_features(batch["tokens"]) if self.text_tower is not None else None
+        img = self.image_features(batch["image"].to(self.device))
+        txt = (self.text_features({k: v.to(self.device) for k, v in batch["tokens"].items()})
+               if self.text_tower is not None and "tokens" in batch else None)
         return img, txt
 
     # ----------------------------------------------------------------- training
     def _step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The weighted loss terms (those with weight 0 are skipped) and the batch's vectors."""
+        w = self.loss_weights
         img_feats, txt_feats = self._features(batch)
         z_image = self.project_image(img_feats)
         z_text = self.proj_text(txt_feats) if self.proj_text is not None else None
         fused = self.fuse(z_image, z_text)
         parts: dict[str, torch.Tensor] = {}
-        if z_text is not None:
+        if z_text is not None and w["contrastive"]:
             parts["contrastive"] = self.contrastive(z_image, z_text, self.logit_scale)
-            dropped, _ = losses.modality_dropout(z_image, z_text, self.text_dropout)
-        else:
-            dropped = fused
         latent_full = self.autoencoder.encode(fused)
-        latent_dropped = self.autoencoder.encode(dropped)
-        parts["reconstruction"] = losses.reconstruction_loss(
-            self.autoencoder.decode(latent_dropped), fused.detach()
-        )
-        if z_text is not None:
-            latent_image_only = self.encode(z_image)
+        if w["reconstruction"]:
+            dropped = (losses.modality_dropout(z_image, z_text, self.text_dropout)[0]
+                       if z_text is not None else fused)
+            parts["reconstruction"] = losses.reconstruction_loss(
+                self.autoencoder.decode(self.autoencoder.encode(dropped)), fused.detach())
+        latent_image_only = self.encode(z_image) if z_text is not None else latent_full
+        if z_text is not None and w["consistency"]:
             parts["consistency"] = F.mse_loss(latent_image_only, latent_full.detach())
-        else:
-            latent_image_only = latent_full
         pred = self.engagement_head(img_feats)
-        target = (batch["engagement"] - self.engagement_mean) / self.engagement_std
-        parts["engagement"] = losses.engagement_loss(
-            pred, target, account=batch["account"], kind=self.engagement_loss_kind
-        )
-        outputs = {"z_image": z_image, "z_text": z_text, "latent_full": latent_full,
-                   "latent_image_only": latent_image_only, "fused": fused,
+        if w["engagement"]:
+            target = (batch["engagement"] - self.engagement_mean) / self.engagement_std
+            parts["engagement"] = losses.engagement_loss(
+                pred, target, account=batch["account"], kind=self.engagement_loss_kind)
+        # Image–text retrieval is measured only where both live in one contrastive space.
+        outputs = {"z_image": z_image, "z_text": z_text if w["contrastive"] else None,
+                   "latent_full": latent_full, "latent_image_only": latent_image_only,
+                   "fused": fused,
                    "engagement_pred": pred * self.engagement_std + self.engagement_mean}
         return parts, outputs
 
@@ -270,9 +316,8 @@ class JointEmbedding(L.LightningModule):
         metrics["val/image_only_cosine"] = F.cosine_similarity(
             cat["latent_image_only"], cat["latent_full"], dim=-1
         ).mean().item()
-        metrics["val/engagement_src"] = _spearman(
-            cat["engagement_pred"].numpy(), cat["engagement"].numpy()
-        )
+        metrics["val/engagement_src"] = spearman(
+            cat["engagement_pred"].float().numpy(), cat["engagement"].float().numpy())
         # Every rank sees its own shard; these retrieval figures are per-rank under DDP.
         self.log_dict(metrics, rank_zero_only=True)
 

@@ -12,8 +12,9 @@ For each candidate photo ``x`` and target community ``c``:
 
    so ``alpha = 0`` is pure fit and ``alpha = 1`` pure engagement.
 
-Import from the modules (``from mmembed.ranking.score import score``); the package does not
-re-export, so ``mmembed.ranking.score`` stays the module. Everything here is plain numpy on
-arrays: no model, no config, no I/O.
+The modules: :mod:`.ranker` (the :class:`~mmembed.ranking.ranker.Ranker`, which loads a bundle
+and returns a :class:`~mmembed.ranking.result.RankingResult`), :mod:`.settings` (``rank.*``),
+:mod:`.result`, and the maths, plain numpy with no model, config or I/O: :mod:`.divergence`,
+:mod:`.score`, :mod:`.suggest`. Import from the modules; the package does not re-export.
 """
 

@@ -2,7 +2,8 @@
 
 One module per concept:
 
-* :mod:`.pictures` — every picture of a bundle, as writers for :func:`mmembed.bundle.write_bundle`;
+* :mod:`.pictures` — every picture of a bundle, as writers for :meth:`mmembed.bundle.Bundle.save`;
+* :mod:`.files` — a ranking as ``ranking.csv`` and ``ranking.json``;
 * :mod:`.maps` — the 2-D latent map; :mod:`.sheets` — per-cluster contact sheets and term charts;
 * :mod:`.cards` — the community cards (HTML page and PNG);
 * :mod:`.html` — the ranking report (``report.html``);

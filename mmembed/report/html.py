@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from mmembed.fileio import atomic_write
 from mmembed.report import formatting as fmt
 from mmembed.report import templating
 from mmembed.report.colors import cluster_colors, cluster_name, short_name
@@ -341,24 +342,21 @@ def write_report(result: Mapping[str, Any], path: str | os.PathLike, *, thumb: i
                  neighbour_thumb: int = 96, max_clusters: int = 8) -> Path:
     """Write the self-contained HTML ranking report for ``result`` to ``path``; returns the path.
 
-    ``result`` is the dict built by :mod:`mmembed.ranking.ranker` (``bundle``, ``community``,
-    ``clusters``, ``settings``, ``photos`` sorted by rank, ``skipped``, ``output_dir``); missing
+    ``result`` is a ranking's dict (:meth:`mmembed.ranking.result.RankingResult.to_dict`:
+    ``bundle``, ``community``, ``clusters``, ``settings``, ``photos`` sorted by rank,
+    ``skipped``, ``output_dir``); missing
     keys and unreadable pictures degrade gracefully. ``thumb`` is the side of each photo's
     thumbnail, ``neighbour_thumb`` that of its nearest community posts, in pixels;
     ``max_clusters`` caps the clusters drawn in each photo's "content mix" bars (the rest are
     summed in one line). The file is written to a temporary name beside ``path`` and renamed
     into place, so a reader never sees half a report.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ctx = report_context(result, thumb, neighbour_thumb, max_clusters)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             for chunk in _chunks(ctx):
                 fh.write(chunk)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return atomic_write(path, write)
 

@@ -1,13 +1,13 @@
-"""Every picture of a bundle, as writers that :func:`mmembed.bundle.write_bundle` calls.
+"""Every picture of a bundle, as writers that :meth:`mmembed.bundle.Bundle.save` calls.
 
 :func:`bundle_pictures` returns ``{file name: writer}``, each writer taking the path the bundle
-gives it (inside its temporary folder), so the pictures are written atomically with the rest
-of the bundle and listed in its manifest:
+gives it (inside its temporary folder, under ``pictures/``), so the pictures are written
+atomically with the rest of the bundle and listed in its manifest:
 
-* ``pictures/map.png`` — the 2-D map of every post, coloured by cluster (:mod:`.maps`);
-* ``pictures/cluster_NN.png`` — a contact sheet of cluster NN's medoid posts (:mod:`.sheets`);
-* ``pictures/cluster_NN_terms.png`` — cluster NN's top c-TF-IDF terms (:mod:`.sheets`);
-* ``pictures/communities.html`` — one card per community (:mod:`.cards`).
+* ``map.png`` — the 2-D map of every post, coloured by cluster (:mod:`.maps`);
+* ``cluster_NN.png`` — a contact sheet of cluster NN's medoid posts (:mod:`.sheets`);
+* ``cluster_NN_terms.png`` — cluster NN's top c-TF-IDF terms (:mod:`.sheets`);
+* ``communities.html`` — one card per community (:mod:`.cards`).
 """
 
 from __future__ import annotations
@@ -47,15 +47,15 @@ def bundle_pictures(
     """
     coords, method = map_2d(latent, seed=seed)
     files: dict[str, Writer] = {
-        "pictures/map.png": lambda path: plot_map(
+        "map.png": lambda path: plot_map(
             coords, labels, cluster_names, path, "Posts by content cluster", method),
-        "pictures/communities.html": lambda path: community_cards_html(
+        "communities.html": lambda path: community_cards_html(
             communities, cluster_names, path, thumbs=community_thumbs),
     }
     for c, name in enumerate(cluster_names):
         paths = [posts[i].image_path for i in medoids[c]]
-        files[f"pictures/cluster_{c:02d}.png"] = (
+        files[f"cluster_{c:02d}.png"] = (
             lambda path, paths=paths, name=name: cluster_contact_sheet(paths, path, name))
-        files[f"pictures/cluster_{c:02d}_terms.png"] = (
+        files[f"cluster_{c:02d}_terms.png"] = (
             lambda path, t=top_terms[c], name=name: top_terms_chart(t, path, name))
     return files

@@ -1,5 +1,5 @@
-"""FAISS index of post vectors: build (CPU or GPU), save/load, neighbours."""
+"""FAISS index of post vectors: build (CPU or GPU), write/read, neighbours."""
 
-from mmembed.search.index import IDS_FILE, INDEX_FILE, PostIndex, default_nlist, num_gpus
+from mmembed.search.index import PostIndex, SearchSettings, default_nlist, num_gpus
 
-__all__ = ["IDS_FILE", "INDEX_FILE", "PostIndex", "default_nlist", "num_gpus"]
+__all__ = ["PostIndex", "SearchSettings", "default_nlist", "num_gpus"]

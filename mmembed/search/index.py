@@ -10,24 +10,21 @@ with ``nlist ≈ 4·√N`` inverted lists (at most N/39, so every list centroid 
 39 training points) trained by spherical k-means on a sample of ``64·nlist`` vectors.
 A search visits ``nprobe`` lists, trading recall for speed (see benchmarks/faiss_recall.py).
 
-On disk (:meth:`PostIndex.save`): ``posts.faiss`` (``faiss.write_index`` of a CPU index; a
-GPU index is copied back with ``index_gpu_to_cpu`` first) and ``post_ids.json``
-(``{"post_ids": [...], "kind": ..., "nprobe": ..., "dim": ...}``). No pickle.
+On disk (:meth:`PostIndex.write_index`, named and stored by :class:`mmembed.bundle.Bundle`):
+``faiss.write_index`` of a CPU index (a GPU index is copied back with ``index_gpu_to_cpu``
+first) and :meth:`PostIndex.metadata` as JSON (post ids, kind, nprobe, dimension). No pickle.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 
-INDEX_FILE = "posts.faiss"
-IDS_FILE = "post_ids.json"
 KIND_FLAT = "flat"
 KIND_IVF = "ivf"
 GPU_MAX_K = 2048  # FAISS GPU indexes refuse k (and nprobe) above this
@@ -80,6 +77,18 @@ def _to_gpu(index: faiss.Index) -> faiss.Index:
     options = faiss.GpuMultipleClonerOptions()
     options.shard = True
     return faiss.index_cpu_to_all_gpus(index, co=options)
+
+
+@dataclass
+class SearchSettings:
+    """How the bundle indexes its posts (``conf: search``): exact up to ``flat_max`` posts,
+    IVF with ``nlist`` lists (null: about 4·√N) beyond, ``nprobe`` lists visited per query,
+    on the GPU when FAISS sees one (``use_gpu: auto``), ``true`` or ``false``."""
+
+    flat_max: int = 200_000
+    nlist: int | None = None
+    nprobe: int = 16
+    use_gpu: Any = "auto"
 
 
 class PostIndex:
@@ -287,38 +296,23 @@ class PostIndex:
         """A CPU copy of the index (the index itself when already on CPU)."""
         return faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
 
-    def bundle_files(self) -> dict[str, Callable[[Path], None]]:
-        """Writers for ``posts.faiss`` and ``post_ids.json``, for ``write_bundle(files=...)``."""
-        meta = {"post_ids": self.post_ids, "kind": self.kind, "nprobe": self.nprobe,
+    def metadata(self) -> dict:
+        """What :meth:`load` needs beside the FAISS file: post ids, kind, nprobe, dimension."""
+        return {"post_ids": self.post_ids, "kind": self.kind, "nprobe": self.nprobe,
                 "dim": self.dim, "metric": "inner_product"}
-        return {
-            INDEX_FILE: lambda path: faiss.write_index(self.to_cpu(), str(path)),
-            IDS_FILE: lambda path: path.write_text(json.dumps(meta), encoding="utf-8"),
-        }
 
-    def save(self, folder: str | Path) -> dict[str, Path]:
-        """Write ``posts.faiss`` (from a CPU index) and ``post_ids.json`` into ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, writer in self.bundle_files().items():
-            paths[name] = folder / name
-            writer(paths[name])
-        return paths
+    def write_index(self, path: str | Path) -> None:
+        """``faiss.write_index`` of a CPU copy of the index (a GPU index is copied back)."""
+        faiss.write_index(self.to_cpu(), str(path))
 
     @classmethod
-    def load(cls, folder: str | Path, use_gpu: UseGpu = False) -> PostIndex:
-        """Read what :meth:`save` wrote; on CPU unless ``use_gpu`` (then sharded over GPUs)."""
-        folder = Path(folder)
-        index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
-        for path in (index_path, ids_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing; rebuild the index")
-        meta = json.loads(ids_path.read_text(encoding="utf-8"))
+    def load(cls, index_path: str | Path, meta: dict, use_gpu: UseGpu = False) -> PostIndex:
+        """Read an index :meth:`write_index` wrote, with its :meth:`metadata`; on CPU unless
+        ``use_gpu`` (then sharded over the GPUs)."""
         index = faiss.read_index(str(index_path))
         if index.d != meta["dim"] or index.ntotal != len(meta["post_ids"]):
-            raise ValueError(f"{index_path} ({index.ntotal}×{index.d}) does not match {ids_path} "
-                             f"({len(meta['post_ids'])}×{meta['dim']}); rebuild the index")
+            raise ValueError(f"{index_path} ({index.ntotal}×{index.d}) does not match its "
+                             f"metadata ({len(meta['post_ids'])}×{meta['dim']}); rebuild it")
         nlist = int(faiss.extract_index_ivf(index).nlist) if meta["kind"] == KIND_IVF else None
         gpu = _want_gpu(use_gpu)
         if gpu:

@@ -77,9 +77,3 @@ __all__ = [
     "photo_statistics",
     "words",
 ]
-
-# A class's own dotted name is the one configs and bundles store (code compares them).
-for _cls in (BagOfWordsTower, EfficientNetLite0Tower, HFTextTower, ImageNetTagTower, MiniLMTower,
-             ScratchTextTower, SmallCNNTower, TorchvisionTower):
-    _cls.__module__ = __name__
-del _cls

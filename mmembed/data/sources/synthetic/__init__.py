@@ -87,6 +87,3 @@ __all__ = [
     "quality_factor",
     "render_photo",
 ]
-
-# The class's own dotted name is the one configs and bundles store (rank.py compares them).
-SyntheticSource.__module__ = __name__

@@ -1,4 +1,8 @@
-"""Shared behaviour of the entry scripts: one clear line and an exit code instead of a traceback."""
+"""The command-line apps (``train.py``, ``rank.py``): they parse, print and write; the library
+returns values.
+
+:func:`run` is their shared behaviour: one clear line and an exit code instead of a traceback.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The held-out posts (``split == "test"`` in the bundle's ``posts.jsonl``) are treated as new,
 caption-less photos: their image files go through exactly the path ``rank.py`` uses
-(:meth:`mmembed.ranking.ranker.Ranker.rank_photos`: decode → image tower → latent → soft
+(:meth:`mmembed.ranking.ranker.Ranker.rank`: decode → image tower → latent → soft
 assignment ``q`` → predicted engagement). Measured:
 
 ``nmi``, ``ari``
@@ -35,43 +35,39 @@ assignment ``q`` → predicted engagement). Measured:
     ``random`` (mean over ``random_repeats`` seeded shuffles), ``engagement_only`` (alpha=1),
     ``fit_only`` (alpha=0) and ``alpha_sweep`` ({alpha: {...}}).
 
-Writes ``eval.json`` and ``eval.md`` into ``out`` (default: the bundle folder; they are not
-listed in the bundle's manifest, so :func:`mmembed.bundle.read_bundle` still accepts the bundle)
-and updates the summary of an active W&B run, if there is one (none is created).
+``python -m mmembed.evaluate`` writes ``eval.json`` and ``eval.md`` into ``out`` (default: the
+bundle folder; they are not listed in the bundle's manifest, so the bundle still reads) and
+updates the summary of an active W&B run, if there is one (none is created).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mmembed.bundle import dumps_json
 from mmembed.communities.metrics import truth_metrics
-from mmembed.config import CONF_DIR
+from mmembed.data.photos import photo_loader
+from mmembed.models.predict import predict_batches
 from mmembed.ranking import divergence
-from mmembed.ranking.ranker import Ranker, RankError, RankSettings, resolve_bundle
+from mmembed.ranking.ranker import Ranker
 from mmembed.ranking.score import percentile_among, rank_order, score
+from mmembed.ranking.settings import RankError, RankSettings
+from mmembed.stats import spearman
 
-__all__ = ["EvalSettings", "dcg_at_k", "default_alpha", "evaluate", "frozen_feature_kmeans",
-           "main", "ndcg_at_k", "pairwise_accuracy", "precision_at_k", "write_markdown"]
+__all__ = ["EvalSettings", "default_alpha", "evaluate", "frozen_feature_kmeans", "ndcg_at_k",
+           "pairwise_accuracy", "precision_at_k"]
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
 def default_alpha() -> float:
-    """``rank.alpha`` of ``conf/rank.yaml`` (what ``rank.py`` uses), else RankSettings' default."""
-    try:
-        return float(OmegaConf.load(CONF_DIR / "rank.yaml").rank.alpha)
-    except Exception:  # noqa: BLE001 - the packaged default is a fine fallback
-        return float(RankSettings().alpha)
+    """``rank.alpha``'s default (what ``rank.py`` uses)."""
+    return float(RankSettings().alpha)
 
 
 @dataclass(frozen=True)
@@ -125,20 +121,15 @@ class EvalSettings:
 
 
 # ------------------------------------------------------------------------------ metrics
-def dcg_at_k(relevance_in_order: np.ndarray, k: int) -> float:
-    """``sum_{i<k} rel_i / log2(i + 2)`` of relevances listed best-ranked first."""
-    rel = np.asarray(relevance_in_order, dtype=np.float64)[:k]
-    return float(np.sum(rel / np.log2(np.arange(2, rel.size + 2))))
-
-
 def ndcg_at_k(scores: np.ndarray, relevance: np.ndarray, k: int) -> float:
-    """NDCG@k of ranking by ``scores`` (higher first, ties in input order); NaN if no relevance."""
+    """NDCG@k of ranking by ``scores`` (higher first; tied scores share their gain, as in
+    scikit-learn's ``ndcg_score``); NaN if nothing is relevant."""
+    from sklearn.metrics import ndcg_score
+
     rel = np.asarray(relevance, dtype=np.float64)
-    ideal = dcg_at_k(np.sort(rel)[::-1], k)
-    if ideal <= 0:
+    if rel.sum() <= 0:
         return math.nan
-    order = np.argsort(rank_order(scores))
-    return dcg_at_k(rel[order], k) / ideal
+    return float(ndcg_score(rel[None, :], np.asarray(scores, dtype=np.float64)[None, :], k=k))
 
 
 def precision_at_k(scores: np.ndarray, member: np.ndarray, k: int) -> float:
@@ -167,11 +158,7 @@ def pairwise_accuracy(predicted: np.ndarray, actual: np.ndarray, groups: np.ndar
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    from scipy.stats import spearmanr
-
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    return float(spearmanr(a, b).statistic)
+    return _clean(spearman(a, b))
 
 
 def _mean(values: list[float]) -> float | None:
@@ -186,43 +173,35 @@ def _clean(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ evaluate
-def _posts(ranker: Ranker) -> list[dict[str, Any]]:
-    """Every post of the bundle (``posts.jsonl`` rows)."""
-    with ranker.bundle.file("posts.jsonl").open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def _held_out(ranker: Ranker) -> list[dict[str, Any]]:
-    return [row for row in _posts(ranker) if row.get("split") == "test"]
+    return [row for row in ranker.posts() if row.get("split") == "test"]
 
 
 def _image_only(ranker: Ranker, posts: list[dict], settings: EvalSettings,
                 community: str) -> tuple[list[dict], np.ndarray, np.ndarray, int]:
-    """Run the held-out image files through ``rank_photos``; the readable posts, their ``q``
+    """Run the held-out image files through ``Ranker.rank``; the readable posts, their ``q``
     ``[n, K]`` and predicted engagement ``[n]``, and how many were skipped."""
-    result = ranker.rank_photos([p["image_path"] for p in posts], community, settings.rank)
-    by_image = {ph["image"]: ph for ph in result["photos"]}
+    result = ranker.rank([p["image_path"] for p in posts], community, settings.rank)
+    by_image = {ph.image: ph for ph in result.photos}
     kept, q, eng = [], [], []
     for p in posts:
         ph = by_image.get(str(Path(p["image_path"])))
         if ph is not None:
             kept.append(p)
-            q.append(ph["q"])
-            eng.append(ph["engagement"])
+            q.append(ph.q)
+            eng.append(ph.engagement)
     k = ranker.k
     return (kept, np.asarray(q, dtype=np.float64).reshape(-1, k), np.asarray(eng),
             len(posts) - len(kept))
 
 
 def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict | None = None,
-             out: str | Path | None = None, ranker: Ranker | None = None,
-             write: bool = True) -> dict[str, Any]:
+             ranker: Ranker | None = None) -> dict[str, Any]:
     """Evaluate the bundle at ``bundle_path`` on its held-out posts (see the module docstring).
 
     ``settings``: an :class:`EvalSettings`, or a config/dict with its fields (extra keys are
-    ignored). Writes ``eval.json`` and ``eval.md`` into ``out`` (default: the bundle folder)
-    unless ``write=False``. Returns the eval dict (plain JSON values; ``None`` where a metric
-    is undefined, e.g. no planted topics).
+    ignored). Returns the eval dict (plain JSON values; ``None`` where a metric is undefined,
+    e.g. no planted topics); :func:`mmembed.evaluate.report.write_evaluation` writes it.
     """
     if not isinstance(settings, EvalSettings):
         settings = EvalSettings.from_cfg(settings)
@@ -232,7 +211,7 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     if not posts:
         raise RankError(f"{ranker.bundle.path / 'posts.jsonl'} has no held-out (split == test) "
                         "post to evaluate on")
-    accounts = sorted(n for n, c in ranker.communities.items() if c["kind"] == "account")
+    accounts = sorted(n for n, c in ranker.communities.items() if c.kind == "account")
     anchor = accounts[0] if accounts else ranker.default_community()
     posts, q, pred, skipped = _image_only(ranker, posts, settings, anchor)
     n = len(posts)
@@ -276,13 +255,13 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     rng = np.random.default_rng(settings.seed)
     used = []
     for name in accounts:
-        members = set(ranker.communities[name].get("members") or [])
+        members = set(ranker.communities[name].members)
         member = np.asarray([p["post_id"] in members for p in posts], dtype=np.float64)
         relevance = member * percentile
         if relevance.sum() <= 0:
             continue  # no held-out post of this account: nothing to find
         used.append(name)
-        profile = np.asarray(ranker.communities[name]["profile"], dtype=np.float64)
+        profile = np.asarray(ranker.communities[name].profile, dtype=np.float64)
         fit = divergence.fit(profile, q, settings.divergence, settings.eps)
         for a in alphas:
             s = score(fit, pred, a)
@@ -309,17 +288,9 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
         "fit_only": summary(per_alpha[0.0]),
         "alpha_sweep": {str(a): summary(per_alpha[a]) for a in settings.alphas},
     }
-    if write:
-        target = Path(out) if out is not None else ranker.bundle.path
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "eval.json").write_text(dumps_json(res), encoding="utf-8")
-        write_markdown(res, target / "eval.md")
-        res["output_dir"] = str(target.resolve())
-    log_wandb(res)
     return res
 
 
-@torch.no_grad()
 def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
                           batch_size: int = 64, ranker: Ranker | None = None) -> dict[str, Any]:
     """Reference clustering: k-means on the bundle's image-tower features, no learning at all.
@@ -333,23 +304,21 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
     "by_k": {k: {"nmi", "ari"}}}`` measured on the held-out posts against their planted topic.
     """
     from mmembed.communities.clustering import KMeansClusterer
-    from mmembed.ranking.ranker import decode_batches
 
     ranker = ranker or Ranker.from_bundle(bundle_path)
-    rows = _posts(ranker)
+    rows = ranker.posts()
     if any(r.get("topic") is None for r in rows):
         raise RankError(f"{ranker.bundle.path / 'posts.jsonl'} has posts without a planted topic; "
                         "the reference needs data with truth (synthetic or tuxpaint)")
     by_path = {str(Path(r["image_path"])): r for r in rows}
     tower, content_dim = ranker.model.image_tower, ranker.model.content_dim
     feats, kept, errors = [], [], []
-    for ok, images, bad in decode_batches([Path(r["image_path"]) for r in rows],
-                                          ranker.image_size, batch_size):
-        errors += bad
-        if images is not None:
-            out = tower(images.to(ranker.device))[:, :content_dim]  # no photo statistics
-            feats.append(out.float().cpu().numpy())
-            kept += [by_path[str(p)] for p in ok]
+    loader = photo_loader([Path(r["image_path"]) for r in rows], ranker.image_size, batch_size)
+    for batch, out in predict_batches(ranker.model, loader, ("image_features",)):
+        errors += batch["errors"]
+        if out:  # the tower's features, without appended photo statistics
+            feats.append(out["image_features"][:, :content_dim].numpy())
+            kept += [by_path[str(p)] for p in batch["paths"]]
     if not feats:
         raise RankError(f"none of the {len(rows)} photos of {ranker.bundle.path / 'posts.jsonl'} "
                         f"could be read (first: {errors[0].path}: {errors[0].reason}); rebuild "
@@ -365,74 +334,3 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
     model_cfg = ranker.bundle.config.get("model") or {}
     return {"tower": type(tower).__name__, "frozen": bool(model_cfg.get("freeze_towers", False)),
             "held_out": int(held.sum()), "skipped": len(errors), "by_k": by_k}
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def write_markdown(res: dict[str, Any], path: str | Path) -> None:
-    """``eval.md``: the metrics and the ranking table (mmembed vs baselines) in markdown."""
-    k = res["settings"]["k"]
-    lines = [f"# Evaluation of bundle `{res['bundle']['name']}`", "",
-             f"{res['held_out']} held-out posts ({res['skipped']} unreadable), evaluated as "
-             f"image-only photos; {len(res['communities'])} account communities.", "",
-             "| metric | value |", "|---|---|"]
-    for key in ("nmi", "ari", "image_only_nmi", "image_only_ari", "image_only_agreement",
-                "profile_tv", "profile_tv_max", "profile_tv_shares", "profile_tv_sampling",
-                "engagement_src", "engagement_src_full",
-                "pairwise_accuracy", f"ndcg@{k}", f"precision@{k}"):
-        lines.append(f"| {key} | {_fmt(res.get(key))} |")
-    b = res["baselines"]
-    rows = [(f"mmembed (alpha={res['settings']['alpha']:g})",
-             {f"ndcg@{k}": res[f"ndcg@{k}"], f"precision@{k}": res[f"precision@{k}"]}),
-            ("random", b["random"]), ("engagement only (alpha=1)", b["engagement_only"]),
-            ("fit only (alpha=0)", b["fit_only"])]
-    rows += [(f"alpha={float(a):g}", v) for a, v in b["alpha_sweep"].items()]
-    lines += ["", f"| ranking | NDCG@{k} | precision@{k} |", "|---|---|---|"]
-    lines += [f"| {name} | {_fmt(v[f'ndcg@{k}'])} | {_fmt(v[f'precision@{k}'])} |"
-              for name, v in rows]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def log_wandb(res: dict[str, Any]) -> None:
-    """Put the scalar metrics into the active W&B run's summary (``eval/...``); no run, no-op."""
-    wandb = sys.modules.get("wandb")
-    run = getattr(wandb, "run", None) if wandb is not None else None
-    if run is None:
-        return
-    k = res["settings"]["k"]
-    flat = {f"eval/{key}": v for key, v in res.items() if isinstance(v, int | float)}
-    for name, v in res["baselines"].items():
-        if name != "alpha_sweep":
-            flat.update({f"eval/{name}/{m}": x for m, x in v.items() if x is not None})
-    for a, v in res["baselines"]["alpha_sweep"].items():
-        flat[f"eval/alpha_{a}/ndcg@{k}"] = v[f"ndcg@{k}"]
-    run.summary.update({key: v for key, v in flat.items() if v is not None})
-
-
-# ------------------------------------------------------------------------------ the entry
-def evaluate_cfg(cfg: DictConfig) -> dict[str, Any]:
-    """``python -m mmembed.evaluate``: resolve ``bundle=``, evaluate, print the table."""
-    path = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
-    res = evaluate(path, EvalSettings.from_cfg(cfg), out=cfg.get("out"))
-    md = Path(res["output_dir"]) / "eval.md"
-    print(md.read_text(encoding="utf-8"))
-    print(f"wrote {Path(res['output_dir']) / 'eval.json'} and {md}")
-    return res
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    from mmembed.cli import run
-    from mmembed.config import compose
-
-    cfg = compose(list(sys.argv[1:] if argv is None else argv), config_name="evaluate")
-    return run(evaluate_cfg, cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,7 @@
-"""The bundle on disk (``index/<name>/``): everything ``rank.py`` needs, written atomically.
+"""The bundle's folder mechanics: an atomic write, the manifest, verification and recovery.
+
+This module knows one file name only, ``manifest.json``; what the other files are and how
+they are read and written is :class:`mmembed.bundle.Bundle`'s business.
 
 A bundle is a folder of files plus ``manifest.json``, which records the format version, when
 and with which library versions it was built, the resolved config, a fingerprint of the
@@ -13,7 +16,7 @@ exactly there leaves the previous bundle in ``.<name>.old-<pid>-<rand>`` and the
 its ``.tmp`` folder; every reader and writer then renames the newest complete one into place,
 see :func:`_recover`.)
 
-Reading (:func:`read_bundle`) refuses a missing manifest, another format version, a missing
+Reading (:func:`read_manifest`) refuses a missing manifest, another format version, a missing
 file, a file reached through a symbolic link, or a sha256 mismatch, with a :class:`BundleError`
 naming the file and the fix.
 
@@ -23,24 +26,22 @@ Never pickle: weights go through safetensors, arrays through ``np.savez`` (read 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
-import math
 import os
 import platform
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
+from mmembed.fileio import dumps_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 REBUILD_HINT = "rebuild with `python train.py build_only=true ckpt_path=...`"
 # Suffixes of formats that unpickle (torch.save, joblib, pickle) and so may run code on load.
@@ -52,41 +53,6 @@ FileContent = bytes | Callable[[Path], None]
 
 class BundleError(RuntimeError):
     """A bundle is missing, incomplete, damaged or of another format version."""
-
-
-# ------------------------------------------------------------------------------- JSON
-def to_jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays, paths, tuples and sets turned into JSON types.
-
-    Non-finite floats (NaN, ±inf) become ``None``, so the output is strict JSON.
-    """
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, str | bool | int):
-        return obj
-    if isinstance(obj, Mapping):
-        return {str(to_jsonable(k)) if not isinstance(k, str) else k: to_jsonable(v)
-                for k, v in obj.items()}
-    if isinstance(obj, set | frozenset):
-        return [to_jsonable(v) for v in sorted(obj, key=str)]
-    if isinstance(obj, Sequence) and not isinstance(obj, bytes | bytearray):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dt.datetime | dt.date):
-        return obj.isoformat()
-    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r:.80}")
-
-
-def dumps_json(obj: Any, indent: int | None = 2) -> str:
-    """Strict JSON text of ``obj`` after :func:`to_jsonable`."""
-    return json.dumps(to_jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -311,55 +277,9 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- read
-@dataclasses.dataclass(frozen=True)
-class Bundle:
-    """A verified bundle folder and its manifest."""
-
-    path: Path
-    manifest: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.manifest.get("config", {})
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.manifest.get("metrics", {})
-
-    @property
-    def created(self) -> str:
-        return self.manifest["created"]
-
-    def has(self, name: str) -> bool:
-        return name in self.manifest["files"]
-
-    def file(self, name: str) -> Path:
-        """Path of a file listed in the manifest."""
-        if not self.has(name):
-            raise BundleError(f"{self.path / name} is not part of this bundle (the manifest "
-                              f"lists {sorted(self.manifest['files'])}); {REBUILD_HINT}")
-        return self.path / name
-
-    def json(self, name: str) -> Any:
-        return json.loads(self.file(name).read_text(encoding="utf-8"))
-
-    def npz(self, name: str) -> dict[str, np.ndarray]:
-        """All arrays of an ``.npz`` file, loaded with ``allow_pickle=False``."""
-        try:
-            with np.load(self.file(name), allow_pickle=False) as data:
-                return {key: data[key] for key in data.files}
-        except ValueError as err:
-            raise BundleError(f"{self.path / name} holds object arrays, which would need "
-                              f"unpickling; refused ({err})") from err
-
-
-def read_bundle(folder: str | Path, expected_format: int = FORMAT_VERSION,
-                verify: bool = True) -> Bundle:
-    """Open the bundle at ``folder``, checking it is complete, current and undamaged.
+def read_manifest(folder: str | Path, expected_format: int = FORMAT_VERSION,
+                  verify: bool = True) -> dict[str, Any]:
+    """The manifest of the bundle at ``folder``, checked to be complete, current and undamaged.
 
     Checks: the folder and ``manifest.json`` exist and parse; ``format_version`` equals
     ``expected_format``; every listed file exists with the listed size and (when ``verify``)
@@ -400,7 +320,7 @@ def read_bundle(folder: str | Path, expected_format: int = FORMAT_VERSION,
             verify and sha256_file(path) != entry.get("sha256"))
         if damaged:
             raise BundleError(f"{path} is damaged (sha256 mismatch); rebuild the bundle")
-    return Bundle(path=folder, manifest=manifest)
+    return manifest
 
 
 def _symlink_inside(folder: Path, name: str) -> Path | None:

@@ -1,0 +1,144 @@
+"""Build the bundle ``index/<name>/`` that ``rank.py`` serves from, from built objects.
+
+:func:`build_bundle` embeds every post (fused and image-only latents, :mod:`.embed`),
+optionally refines the encoder (DEC, :mod:`mmembed.models.dec`), clusters the latent space,
+names the clusters, profiles the communities, measures the result (:mod:`.metrics`), draws the
+pictures, indexes the posts with FAISS and writes it all atomically
+(:meth:`mmembed.bundle.Bundle.save`). It takes the trained model, the set-up datamodule, an
+unfitted clusterer and the community and search settings; the config it is given is only
+recorded in the manifest (``rank.py`` rebuilds the model from it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmembed.build.embed import Embeddings, embed_posts
+from mmembed.build.metrics import measure
+from mmembed.bundle import Bundle, BundleContents
+from mmembed.communities.cluster import Cluster
+from mmembed.communities.naming import cluster_names, cluster_terms
+from mmembed.communities.profiles import Community, CommunitySettings, build_communities
+from mmembed.progress import QUIET, Progress
+from mmembed.report.pictures import bundle_pictures
+from mmembed.search.index import PostIndex, SearchSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BuildResult", "Embeddings", "build_bundle", "embed_posts"]
+
+
+@dataclass
+class BuildResult:
+    """What the build wrote: the bundle, its metrics, clusters and communities."""
+
+    bundle: Bundle
+    metrics: dict[str, Any]
+    clusters: list[Cluster]
+    communities: dict[str, Community] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.bundle.path
+
+
+def typical(latent: np.ndarray, idx: np.ndarray, n: int) -> list[int]:
+    """The ``n`` posts among ``idx`` closest to their mean latent (the group's most typical)."""
+    if len(idx) == 0:
+        return []
+    d = np.linalg.norm(latent[idx] - latent[idx].mean(axis=0), axis=1)
+    return [int(i) for i in idx[np.argsort(d)[:n]]]
+
+
+def build_bundle(model, datamodule, clusterer, target: str | Path, *,
+                 communities: CommunitySettings | None = None,
+                 search: SearchSettings | None = None, refine: Any = None,
+                 config: dict[str, Any] | None = None, seed: int = 0,
+                 feature_cache_dir: str | None = None, progress: Progress = QUIET,
+                 wandb_run=None) -> BuildResult:
+    """Write the bundle of a trained ``model`` at ``target`` (see the module docstring).
+
+    ``clusterer``: an unfitted clusterer (:mod:`mmembed.communities.clustering`); ``refine``:
+    a :class:`~mmembed.models.dec.DECRefinement` or ``None``; ``config``: the resolved config
+    to record in the manifest.
+    """
+    communities = communities or CommunitySettings()
+    search = search or SearchSettings()
+    emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
+    posts = datamodule.posts
+    clusterer.fit(emb.latent, posts)
+    if refine is not None:  # DEC refines the encoder in place: embed again with it
+        refine.refine(clusterer, emb.latent, encoder=model.autoencoder.encoder,
+                      inputs=torch.from_numpy(emb.fused))
+        emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
+    labels = np.asarray(clusterer.labels_)
+    q = clusterer.soft_assign(emb.latent)
+    q_image = clusterer.soft_assign(emb.latent_image)
+    k = q.shape[1]
+
+    terms = cluster_terms(posts, labels, k, top_n=communities.top_terms)
+    names = cluster_names(terms, n_terms=communities.name_terms)
+    medoids = [typical(emb.latent, np.flatnonzero(labels == c), communities.medoids)
+               for c in range(k)]
+    profiles = build_communities(
+        posts, q, labels, datamodule.engagement, names, groups=dict(communities.groups),
+        weighting=communities.weighting, min_size=communities.min_size,
+        predicted=emb.engagement_pred)
+    metrics = measure(emb, labels, q_image, datamodule.split, posts, profiles,
+                      datamodule.corpus.truth, clusterer, seed)
+    metrics["k"] = k
+    metrics["method"] = clusterer.name + (f"+{refine.name}" if refine is not None else "")
+
+    index = PostIndex.build(emb.z_image, [p.post_id for p in posts], flat_max=search.flat_max,
+                            nlist=search.nlist, nprobe=search.nprobe, use_gpu=search.use_gpu)
+    sizes = np.bincount(labels, minlength=k)
+    clusters = [Cluster(id=c, name=names[c], size=int(sizes[c]), top_terms=terms[c],
+                        medoids=[posts[i].post_id for i in medoids[c]],
+                        engagement_mean=(float(datamodule.engagement[labels == c].mean())
+                                         if sizes[c] else None))
+                for c in range(k)]
+    rows = []
+    for i, p in enumerate(posts):
+        row = p.to_dict()
+        row.update(engagement=float(datamodule.engagement[i]),
+                   engagement_pred=float(emb.engagement_pred[i]),
+                   cluster=int(labels[i]), split=str(datamodule.split[i]))
+        rows.append(row)
+    row_of = {p.post_id: i for i, p in enumerate(posts)}
+    thumbs = {name: [posts[i].image_path for i in typical(
+        emb.latent, np.array([row_of[m] for m in c.members], dtype=int), 4)]
+        for name, c in profiles.items()}
+    pictures = bundle_pictures(emb.latent, labels, names, terms, medoids, posts,
+                               {n: c.to_dict() for n, c in profiles.items()}, seed=seed,
+                               community_thumbs=thumbs)
+    text_tower = model.text_tower
+    contents = BundleContents(
+        model=model, clusterer=clusterer, clusters=clusters, communities=profiles, posts=rows,
+        latents={"latent": emb.latent, "latent_image": emb.latent_image, "z_image": emb.z_image,
+                 "engagement_pred": emb.engagement_pred, "q": q.astype(np.float32)},
+        index=index, pictures=pictures,
+        tokenizer_json=(text_tower.tokenizer_json()
+                        if text_tower is not None and not text_tower.pretrained else None))
+    _, params = clusterer.state()
+    bundle = Bundle.save(target, contents, config=config or {},
+                         data_fingerprint=datamodule.array_path.stem, metrics=metrics,
+                         extra={"k_curve": params.get("k_curve")})
+    if wandb_run is not None:
+        log_build(wandb_run, bundle, metrics)
+    return BuildResult(bundle, metrics, clusters, profiles)
+
+
+def log_build(run, bundle: Bundle, metrics: dict) -> None:
+    """Send the build's metrics and pictures to the W&B run."""
+    from mmembed.report.wandb import log_pictures_to_wandb
+
+    run.summary.update({f"bundle/{k}": v for k, v in metrics.items() if v is not None})
+    pictures = {name: bundle.path / name for name in bundle.manifest["files"]
+                if name.startswith(Bundle.PICTURES + "/")}
+    log_pictures_to_wandb(run, pictures)

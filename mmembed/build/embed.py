@@ -1,0 +1,63 @@
+"""Every post's vectors for the bundle: tower features (cached), then the heads.
+
+The towers run once per post (:func:`mmembed.models.features.tower_features`, cached on disk
+with frozen towers); the heads then run over those features through the model's
+``predict_step`` (:func:`mmembed.models.predict.predict`), so the bundle's vectors come from
+the same code as a new photo's in ``rank.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmembed.models.features import tower_features
+from mmembed.models.predict import predict
+from mmembed.progress import QUIET, Progress
+
+__all__ = ["Embeddings", "embed_posts"]
+
+
+@dataclass
+class Embeddings:
+    """Every post's vectors, rows in the datamodule's post order."""
+
+    z_image: np.ndarray          # [N, D] image embedding (the FAISS index holds these)
+    latent: np.ndarray           # [N, d] latent of the full post (image + caption)
+    latent_image: np.ndarray     # [N, d] latent of the image alone
+    engagement_pred: np.ndarray  # [N] predicted log engagement rate
+    fused: np.ndarray            # [N, F] fused input of the autoencoder (DEC refines on it)
+    features: np.ndarray         # [N, C] the image tower's content features
+
+
+class _Features(Dataset):
+    def __init__(self, features: dict[str, torch.Tensor]):
+        self.image = features["image"]
+        self.text = features.get("text")
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = {"image_features": self.image[i], "index": torch.tensor(i)}
+        if self.text is not None:
+            item["text_features"] = self.text[i]
+        return item
+
+
+def embed_posts(model, datamodule, cache_dir: str | None = None, batch_size: int = 512,
+                progress: Progress = QUIET) -> Embeddings:
+    """Embed every post of ``datamodule`` (see the module docstring)."""
+    feats = tower_features(model, datamodule, cache_dir=cache_dir, progress=progress)
+    loader = DataLoader(_Features(feats), batch_size=batch_size, shuffle=False)
+    out = predict(model, progress.track(loader, len(loader), "embedding posts"))
+    latent = out["latent"] if "latent" in out else out["latent_image"]
+    fused = out["fused"] if "fused" in out else out["z_image"]
+    return Embeddings(
+        z_image=out["z_image"].numpy(), latent=latent.numpy(),
+        latent_image=out["latent_image"].numpy(), engagement_pred=out["engagement"].numpy(),
+        fused=fused.numpy(),
+        features=out["image_features"][:, :model.content_dim].numpy())

@@ -1,0 +1,30 @@
+"""Structured configs: the settings dataclasses, registered once in Hydra's ConfigStore.
+
+Each is the default of its config group, so its defaults are written only in its dataclass
+and Hydra type-checks an override (``rank.alpha=abc`` is refused before anything runs):
+
+- ``rank``: :class:`mmembed.ranking.settings.RankSettings`;
+- ``search``: :class:`mmembed.search.index.SearchSettings`;
+- ``communities``: :class:`mmembed.communities.profiles.CommunitySettings`.
+"""
+
+from __future__ import annotations
+
+from hydra.core.config_store import ConfigStore
+
+from mmembed.communities.profiles import CommunitySettings
+from mmembed.ranking.settings import RankSettings
+from mmembed.search.index import SearchSettings
+
+__all__ = ["register"]
+
+
+def register() -> None:
+    """Put the settings into Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(group="rank", name="default", node=RankSettings)
+    store.store(group="search", name="default", node=SearchSettings)
+    store.store(group="communities", name="default", node=CommunitySettings)
+
+
+register()
