@@ -5,7 +5,8 @@ and Hydra type-checks an override (``rank.alpha=abc`` is refused before anything
 
 - ``rank``: :class:`mmembed.ranking.settings.RankSettings`;
 - ``search``: :class:`mmembed.search.index.SearchSettings`;
-- ``communities``: :class:`mmembed.communities.profiles.CommunitySettings`.
+- ``communities``: :class:`mmembed.communities.profiles.CommunitySettings`;
+- ``trust``: :class:`mmembed.ranking.trust.TrustSettings`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 
 from mmembed.communities.profiles import CommunitySettings
 from mmembed.ranking.settings import RankSettings
+from mmembed.ranking.trust import TrustSettings
 from mmembed.search.index import SearchSettings
 
 __all__ = ["register"]
@@ -25,6 +27,7 @@ def register() -> None:
     store.store(group="rank", name="default", node=RankSettings)
     store.store(group="search", name="default", node=SearchSettings)
     store.store(group="communities", name="default", node=CommunitySettings)
+    store.store(group="trust", name="default", node=TrustSettings)
 
 
 register()

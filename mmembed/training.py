@@ -274,7 +274,7 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
         result = build_bundle(
             model, datamodule, instantiate(cfg.cluster), bundle_target(cfg),
             communities=OmegaConf.to_object(cfg.communities),
-            search=OmegaConf.to_object(cfg.search),
+            search=OmegaConf.to_object(cfg.search), trust=OmegaConf.to_object(cfg.trust),
             refine=instantiate(cfg.refine) if cfg.get("refine") else None,
             config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed,
             feature_cache_dir=cfg.model.get("feature_cache_dir"), progress=progress,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmembed.build.calibrate import calibrate
 from mmembed.build.embed import Embeddings, embed_posts
 from mmembed.build.metrics import measure
 from mmembed.bundle import Bundle, BundleContents
@@ -26,12 +27,13 @@ from mmembed.communities.cluster import Cluster
 from mmembed.communities.naming import cluster_names, cluster_terms
 from mmembed.communities.profiles import Community, CommunitySettings, build_communities
 from mmembed.progress import QUIET, Progress
+from mmembed.ranking.trust import TrustSettings
 from mmembed.report.pictures import bundle_pictures
 from mmembed.search.index import PostIndex, SearchSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BuildResult", "Embeddings", "build_bundle", "embed_posts"]
+__all__ = ["BuildResult", "Embeddings", "TrustSettings", "build_bundle", "embed_posts"]
 
 
 @dataclass
@@ -58,8 +60,8 @@ def typical(latent: np.ndarray, idx: np.ndarray, n: int) -> list[int]:
 
 def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                  communities: CommunitySettings | None = None,
-                 search: SearchSettings | None = None, refine: Any = None,
-                 config: dict[str, Any] | None = None, seed: int = 0,
+                 search: SearchSettings | None = None, trust: TrustSettings | None = None,
+                 refine: Any = None, config: dict[str, Any] | None = None, seed: int = 0,
                  feature_cache_dir: str | None = None, progress: Progress = QUIET,
                  wandb_run=None) -> BuildResult:
     """Write the bundle of a trained ``model`` at ``target`` (see the module docstring).
@@ -67,54 +69,74 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     ``clusterer``: an unfitted clusterer (:mod:`mmembed.communities.clustering`); ``refine``:
     a :class:`~mmembed.models.dec.DECRefinement` or ``None``; ``config``: the resolved config
     to record in the manifest.
+
+    **Held-out posts enter nothing that is fitted or searched.** The clusters, their names,
+    the community profiles, the FAISS index (and so every suggestion's neighbours) and the
+    calibration are built from the posts outside the test split; the test posts are kept in
+    ``posts.jsonl`` and ``latents.npz`` (``split: test``) only so that the evaluation can treat
+    them as new photos.
     """
     communities = communities or CommunitySettings()
     search = search or SearchSettings()
+    trust = trust or TrustSettings()
     emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
-    posts = datamodule.posts
-    clusterer.fit(emb.latent, posts)
+    posts, split = datamodule.posts, np.asarray(datamodule.split)
+    fitted = np.flatnonzero(split != "test")
+    if fitted.size < 2:
+        raise ValueError(f"only {fitted.size} post(s) outside the test split: nothing to "
+                         "cluster; lower datamodule.test_fraction or add posts")
+    fit_posts = [posts[i] for i in fitted]
+    clusterer.fit(emb.latent[fitted], fit_posts)
     if refine is not None:  # DEC refines the encoder in place: embed again with it
-        refine.refine(clusterer, emb.latent, encoder=model.autoencoder.encoder,
-                      inputs=torch.from_numpy(emb.fused))
+        refine.refine(clusterer, emb.latent[fitted], encoder=model.autoencoder.encoder,
+                      inputs=torch.from_numpy(emb.fused[fitted]))
         emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
-    labels = np.asarray(clusterer.labels_)
     q = clusterer.soft_assign(emb.latent)
+    labels = q.argmax(axis=1)
+    labels[fitted] = clusterer.labels_  # the fit's own labels (LDA's come from the words)
     q_image = clusterer.soft_assign(emb.latent_image)
     k = q.shape[1]
 
-    terms = cluster_terms(posts, labels, k, top_n=communities.top_terms)
+    fit_latent, fit_labels = emb.latent[fitted], labels[fitted]
+    terms = cluster_terms(fit_posts, fit_labels, k, top_n=communities.top_terms)
     names = cluster_names(terms, n_terms=communities.name_terms)
-    medoids = [typical(emb.latent, np.flatnonzero(labels == c), communities.medoids)
+    medoids = [fitted[typical(fit_latent, np.flatnonzero(fit_labels == c), communities.medoids)]
                for c in range(k)]
+    engagement = np.asarray(datamodule.engagement)
     profiles = build_communities(
-        posts, q, labels, datamodule.engagement, names, groups=dict(communities.groups),
-        weighting=communities.weighting, min_size=communities.min_size,
-        predicted=emb.engagement_pred)
-    metrics = measure(emb, labels, q_image, datamodule.split, posts, profiles,
-                      datamodule.corpus.truth, clusterer, seed)
+        fit_posts, q[fitted], fit_labels, engagement[fitted], names,
+        groups=dict(communities.groups), weighting=communities.weighting,
+        min_size=communities.min_size, predicted=emb.engagement_pred[fitted])
+    metrics = measure(emb, labels, q_image, split, posts, profiles, datamodule.corpus.truth,
+                      clusterer, seed)
     metrics["k"] = k
     metrics["method"] = clusterer.name + (f"+{refine.name}" if refine is not None else "")
 
-    index = PostIndex.build(emb.z_image, [p.post_id for p in posts], flat_max=search.flat_max,
-                            nlist=search.nlist, nprobe=search.nprobe, use_gpu=search.use_gpu)
-    sizes = np.bincount(labels, minlength=k)
+    post_ids = [p.post_id for p in posts]
+    index = PostIndex.build(emb.z_image[fitted], [post_ids[i] for i in fitted],
+                            flat_max=search.flat_max, nlist=search.nlist, nprobe=search.nprobe,
+                            use_gpu=search.use_gpu)
+    calibration, calibration_metrics, feature_index = calibrate(
+        clusterer, emb, labels, split, fitted, index, post_ids, trust, seed)
+    metrics.update(calibration_metrics)
+    sizes = np.bincount(fit_labels, minlength=k)
     clusters = [Cluster(id=c, name=names[c], size=int(sizes[c]), top_terms=terms[c],
-                        medoids=[posts[i].post_id for i in medoids[c]],
-                        engagement_mean=(float(datamodule.engagement[labels == c].mean())
+                        medoids=[post_ids[i] for i in medoids[c]],
+                        engagement_mean=(float(engagement[fitted][fit_labels == c].mean())
                                          if sizes[c] else None))
                 for c in range(k)]
     rows = []
     for i, p in enumerate(posts):
         row = p.to_dict()
-        row.update(engagement=float(datamodule.engagement[i]),
-                   engagement_pred=float(emb.engagement_pred[i]),
-                   cluster=int(labels[i]), split=str(datamodule.split[i]))
+        row.update(engagement=float(engagement[i]), engagement_pred=float(emb.engagement_pred[i]),
+                   cluster=int(labels[i]), split=str(split[i]))
         rows.append(row)
     row_of = {p.post_id: i for i, p in enumerate(posts)}
     thumbs = {name: [posts[i].image_path for i in typical(
         emb.latent, np.array([row_of[m] for m in c.members], dtype=int), 4)]
         for name, c in profiles.items()}
-    pictures = bundle_pictures(emb.latent, labels, names, terms, medoids, posts,
+    pictures = bundle_pictures(fit_latent, fit_labels, names, terms,
+                               [[row_of[m] for m in c.medoids] for c in clusters], posts,
                                {n: c.to_dict() for n, c in profiles.items()}, seed=seed,
                                community_thumbs=thumbs)
     text_tower = model.text_tower
@@ -124,7 +146,8 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                  "engagement_pred": emb.engagement_pred, "q": q.astype(np.float32)},
         index=index, pictures=pictures,
         tokenizer_json=(text_tower.tokenizer_json()
-                        if text_tower is not None and not text_tower.pretrained else None))
+                        if text_tower is not None and not text_tower.pretrained else None),
+        calibration=calibration, feature_index=feature_index)
     _, params = clusterer.state()
     bundle = Bundle.save(target, contents, config=config or {},
                          data_fingerprint=datamodule.array_path.stem, metrics=metrics,

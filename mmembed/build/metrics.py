@@ -30,39 +30,53 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 def measure(emb: Embeddings, labels: np.ndarray, q_image: np.ndarray, split: np.ndarray,
             posts, communities: dict[str, Community], truth: dict | None, clusterer,
             seed: int) -> dict[str, Any]:
-    """The build's metrics: internal quality, stability, and agreement with truth where known.
+    """The build's metrics: clustering quality, stability, and agreement with truth.
 
-    - silhouette, Davies–Bouldin (on the full latents), stability (mean ARI over 3 seeds);
-    - ``image_only_agreement``: on held-out (test) posts, the share whose image-only cluster is
-      the cluster of their full post;
-    - with planted topics: ``nmi``/``ari`` of the clusters, ``image_only_nmi`` on held-out
-      photos, and ``profile_tv`` (mean total-variation error of account profiles against the
-      planted account mixtures); ``profile_tv_shares``, the same against the topic shares each
-      account actually posted (the error of the clustering and soft assignment alone), and
-      ``profile_tv_sampling``, those shares against the planted mixtures (the part of
-      ``profile_tv`` that comes from an account's finite sample of posts, not from the model).
+    The clusters and profiles are fitted on every post but the test split; each figure that
+    can be measured on both is given for the fitted posts (``*_train``) and for the held-out
+    test posts, which entered nothing (the plain name):
+
+    - silhouette, Davies–Bouldin, Calinski–Harabasz (fitted latents); stability (mean ARI over
+      3 seeds of the clusterer on the fitted latents);
+    - ``image_only_agreement``: the share of held-out posts whose image-only cluster is their
+      full post's;
+    - with planted topics: ``nmi``/``ari`` of the clusters, ``image_only_nmi``; ``profile_tv``
+      (mean total-variation error of account profiles against the planted account mixtures),
+      ``profile_tv_shares`` (against the topic shares each account actually posted: the error
+      of the clustering and soft assignment alone) and ``profile_tv_sampling`` (those shares
+      against the planted mixtures: an account's finite sample of posts, not the model).
     """
-    metrics: dict[str, Any] = dict(cluster_metrics(emb.latent, labels, seed))
-    metrics["stability_ari"] = stability(clusterer, emb.latent, posts)
+    fitted = split != "test"
     held_out = split == "test"
+    fit_posts = [p for p, f in zip(posts, fitted) if f]
+    metrics: dict[str, Any] = dict(cluster_metrics(emb.latent[fitted], labels[fitted], seed))
+    metrics["stability_ari"] = stability(clusterer, emb.latent[fitted], fit_posts)
     image_labels = q_image.argmax(axis=1)
-    metrics["image_only_agreement"] = float((image_labels[held_out] == labels[held_out]).mean())
+    for suffix, rows in (("_train", fitted), ("", held_out)):
+        if rows.any():
+            metrics[f"image_only_agreement{suffix}"] = float(
+                (image_labels[rows] == labels[rows]).mean())
     topics = [p.topic for p in posts]
     if all(t is not None for t in topics):
-        metrics.update(truth_metrics(labels, topics))
-        image_truth = truth_metrics(
-            image_labels[held_out], [t for t, h in zip(topics, held_out) if h])
-        metrics["image_only_nmi"] = image_truth["nmi"]
+        for suffix, rows in (("_train", fitted), ("", held_out)):
+            if not rows.any():
+                continue
+            row_topics = [t for t, r in zip(topics, rows) if r]
+            full = truth_metrics(labels[rows], row_topics)
+            metrics[f"nmi{suffix}"], metrics[f"ari{suffix}"] = full["nmi"], full["ari"]
+            metrics[f"image_only_nmi{suffix}"] = truth_metrics(image_labels[rows],
+                                                               row_topics)["nmi"]
         mixtures = (truth or {}).get("account_mixtures")
         if mixtures:
+            fit_topics = [p.topic for p in fit_posts]
             profiles = {name: c.profile for name, c in communities.items()
                         if c.kind == "account" and name in mixtures}
-            tv = profile_tv_error(profiles, mixtures, labels, topics)
+            tv = profile_tv_error(profiles, mixtures, labels[fitted], fit_topics)
             metrics["profile_tv"] = tv["mean"]
             metrics["profile_tv_max"] = tv["max"]
-            shares = topic_shares(posts, profiles)
+            shares = topic_shares(fit_posts, profiles)
             metrics["profile_tv_shares"] = profile_tv_error(
-                profiles, shares, labels, topics)["mean"]
+                profiles, shares, labels[fitted], fit_topics)["mean"]
             metrics["profile_tv_sampling"] = float(np.mean([
                 total_variation_of(shares[a], mixtures[a]) for a in profiles]))
     return _finite(metrics)

@@ -69,6 +69,8 @@ class BundleContents:
     index: PostIndex
     pictures: dict[str, Callable[[Path], None]] = dataclasses.field(default_factory=dict)
     tokenizer_json: str | None = None
+    calibration: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feature_index: PostIndex | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,9 @@ class Bundle:
     LATENTS: ClassVar[str] = "latents.npz"
     INDEX: ClassVar[str] = "posts.faiss"
     INDEX_META: ClassVar[str] = "post_ids.json"
+    FEATURE_INDEX: ClassVar[str] = "features.faiss"
+    FEATURE_INDEX_META: ClassVar[str] = "features_ids.json"
+    CALIBRATION: ClassVar[str] = "calibration.json"
     PICTURES: ClassVar[str] = "pictures"
     COMMUNITY_CARDS: ClassVar[str] = "pictures/communities.html"
 
@@ -237,6 +242,22 @@ class Bundle:
             raise BundleError(f"the post index in {self.path} cannot be read ({err}); "
                               "rebuild the bundle") from err
 
+    def feature_index(self) -> PostIndex:
+        """The image-tower content features of the training posts (for novelty)."""
+        from mmembed.search.index import PostIndex
+
+        try:
+            return PostIndex.load(self.file(self.FEATURE_INDEX),
+                                  self._json(self.FEATURE_INDEX_META), use_gpu=False)
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            raise BundleError(f"the feature index in {self.path} cannot be read ({err}); "
+                              "rebuild the bundle") from err
+
+    def calibration(self) -> dict[str, Any]:
+        """What the build measured on held-out posts to calibrate the ranking
+        (:mod:`mmembed.build.calibrate`): temperature, lift, novelty, engagement range."""
+        return self._json(self.CALIBRATION)
+
     def data_source(self, cache_dir: str | Path):
         """The bundle's data source, rebuilt (through the allow-list) with its cache under
         this machine's ``cache_dir``, never where the bundle's config points."""
@@ -278,6 +299,11 @@ class Bundle:
         }
         if contents.tokenizer_json is not None:
             files[cls.TOKENIZER] = contents.tokenizer_json.encode()
+        files[cls.CALIBRATION] = dumps_json(contents.calibration).encode()
+        if contents.feature_index is not None:
+            files[cls.FEATURE_INDEX] = contents.feature_index.write_index
+            files[cls.FEATURE_INDEX_META] = dumps_json(contents.feature_index.metadata(),
+                                                       indent=None).encode()
         for name, writer in contents.pictures.items():
             files[f"{cls.PICTURES}/{name}"] = writer
         write_bundle(target, files, config=config, data_fingerprint=data_fingerprint,

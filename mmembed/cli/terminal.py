@@ -7,31 +7,39 @@ from typing import Any
 
 
 def print_ranking(result: Mapping[str, Any], console, rows: int = 20) -> None:
-    """The ranked photos (first ``rows``) and every skipped input with its reason."""
+    """"Post these" in words, then the ranked photos (first ``rows``) and every skipped input
+    with its reason."""
     from rich.table import Table
+
+    from mmembed.report.wording import flag_text, headline, rate
 
     photos = result["photos"]
     settings = result["settings"]
     likes = settings["followers"] is not None
     c = result["community"]
-    table = Table(title=f"ranking for {c['name']!r} ({c['kind']}, {c['size']} posts), "
-                        f"alpha={settings['alpha']}, fit={settings['divergence']}",
-                  caption="score: higher is better; fit: divergence to the community, lower is "
-                          "better; pct: predicted engagement's percentile among its posts")
+    for line in headline(result):
+        console.print(line, markup=False, highlight=False)
+    ref = result.get("reference") or {}
+    table = Table(title=f"ranking for {c['name']!r} ({c['kind']}, {c['size']} posts)",
+                  caption=f"audience: the share of {c['name']}'s own posts (scored against "
+                          f"{ref.get('source', 'its posts')}) a photo beats; engagement: "
+                          "predicted rate; nats and z-scores are in ranking.csv")
     fixed = {"justify": "right", "no_wrap": True}
     table.add_column("rank", min_width=4, **fixed)
     table.add_column("image", no_wrap=True, overflow="ellipsis", min_width=12, max_width=28)
-    table.add_column("score", min_width=5, **fixed)
-    table.add_column("fit", min_width=5, **fixed)
-    table.add_column("likes" if likes else "eng.", min_width=6 if likes else 5, **fixed)
-    table.add_column("pct", min_width=4, **fixed)
+    table.add_column("audience", min_width=8, **fixed)
+    table.add_column("likes" if likes else "engagement", min_width=6, **fixed)
     table.add_column("cluster", no_wrap=True, overflow="ellipsis", min_width=7, max_width=14)
     table.add_column("hashtags", min_width=8)
+    table.add_column("note", min_width=6)
     for p in photos[:rows]:
-        eng = (f"{p['expected_likes']:,.0f}" if likes else f"{p['engagement']:.2f}")
-        table.add_row(str(p["rank"]), p["name"], f"{p['score']:+.2f}", f"{p['fit']:.3f}", eng,
-                      f"{p['percentile']:.0f}%", p["top_cluster"]["name"].split(" · ")[0],
-                      " ".join(f"#{h['tag']}" for h in p["hashtags"][:3]))
+        eng = (f"{p['expected_likes']:,.0f}" if likes and p["expected_likes"] is not None
+               else rate(p["engagement"]))
+        audience = "–" if p["audience_score"] is None else f"{p['audience_score']:.0f}"
+        table.add_row(str(p["rank"]), p["name"], audience, eng,
+                      p["top_cluster"]["name"].split(" · ")[0],
+                      " ".join(f"#{h['tag']}" for h in p["hashtags"][:3]),
+                      "; ".join(flag_text(f, short=True) for f in p["flags"]))
     console.print(table)
     more = len(photos) - rows
     if more > 0:
@@ -80,11 +88,16 @@ def print_build(result, console) -> None:
                         for i in c.top_clusters)
         communities.add_row(c.name, c.kind, str(c.size), top)
     console.print(communities)
-    table = Table("metric", "value", title="build metrics")
+    table = Table("metric", "value", "on the training posts", title="build metrics",
+                  caption="value: on the held-out posts where a training figure is beside it")
+
+    def cell(value) -> str:
+        return "" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
     for key, value in m.items():
-        if key in ("k", "method"):
+        if key in ("k", "method") or key.endswith("_train"):
             continue
-        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+        table.add_row(key, cell(value), cell(m.get(f"{key}_train")))
     console.print(table)
 
 

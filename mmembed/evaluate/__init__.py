@@ -1,39 +1,39 @@
 """Evaluate a bundle on its held-out posts: ``python -m mmembed.evaluate bundle=index/NAME``.
 
-The held-out posts (``split == "test"`` in the bundle's ``posts.jsonl``) are treated as new,
-caption-less photos: their image files go through exactly the path ``rank.py`` uses
-(:meth:`mmembed.ranking.ranker.Ranker.rank`: decode → image tower → latent → soft
-assignment ``q`` → predicted engagement). Measured:
+The held-out posts (``split == "test"`` in the bundle's posts) entered nothing the bundle fitted
+or searches: not the clusters, the profiles, the index, the calibration or the reference of the
+audience scores (:func:`mmembed.build.build_bundle`). They are treated as new, caption-less
+photos: their image files go through exactly the path ``rank.py`` uses
+(:meth:`mmembed.ranking.ranker.Ranker.embed` and :meth:`~mmembed.ranking.ranker.Ranker.score`).
+Measured, with the build's figures on the fitted posts beside them (``*_train``):
 
 ``nmi``, ``ari``
-    the bundle's clusters of the held-out posts (full posts, image + text) against the planted
-    topic (``topic``); ``None`` when the data has no truth.
-``image_only_nmi``, ``image_only_ari``
-    the same for the image-only cluster ``argmax q``: how much of the text's knowledge reached
-    the image path.
-``image_only_agreement``
-    share of held-out posts whose image-only cluster equals their full-post cluster.
-``profile_tv``, ``profile_tv_max``
-    total-variation error of the community profiles against the planted mixtures, copied from
-    the bundle's build metrics (``profile_tv_shares``: against the topic shares each account
-    actually posted; ``profile_tv_sampling``: those shares against the planted mixtures, the
-    part no model can remove; see :func:`mmembed.build.measure`).
-``engagement_src``
-    Spearman rank correlation of the image-only predicted engagement with the actual
-    engagement (``engagement_src_full``: the same for the full-post prediction of the build).
-``pairwise_accuracy``
-    over all pairs of held-out posts of one account with different actual engagement, the
-    share the image-only prediction orders correctly (prediction ties count half).
-``ndcg@K``, ``precision@K`` and ``baselines``
+    the clusters of the held-out posts (full posts, image + text) against the planted topic;
+    ``None`` when the data has no truth.
+``image_only_nmi``, ``image_only_ari``, ``image_only_agreement``
+    the same for the image-only cluster ``argmax q``, and how often it is the full post's.
+``calibration_ece_before``, ``calibration_ece``
+    the expected calibration error of ``q`` on the held-out photos before and after the
+    temperature the build fitted on the validation posts.
+``profile_tv`` …
+    the community profiles against the planted mixtures (the build's metrics, see
+    :func:`mmembed.build.metrics.measure`).
+``engagement_src``, ``pairwise_accuracy``
+    Spearman correlation of the image-only predicted engagement with the actual one; over
+    all pairs of held-out posts of one account, the share ordered correctly (ties: half).
+``ndcg@K``, ``precision@K``, ``baselines`` and ``tied_fit_top20``
     ranking quality. For each account community the candidates are *all* held-out posts; a
-    candidate's relevance is ``member × percentile``, where ``member`` is 1 when the post is
-    the community's own (its account) and ``percentile`` (0..1) is its actual engagement's
-    percentile among the held-out posts. NDCG@K uses that graded relevance; precision@K is the
-    share of members in the top K. Both are averaged over the account communities (those with
-    at least one held-out post). ``ndcg@K``/``precision@K`` are mmembed's score
-    (:func:`mmembed.ranking.score.score`) at the default ``rank.alpha``; ``baselines`` holds
-    ``random`` (mean over ``random_repeats`` seeded shuffles), ``engagement_only`` (alpha=1),
-    ``fit_only`` (alpha=0) and ``alpha_sweep`` ({alpha: {...}}).
+    candidate's relevance is ``member × percentile``: ``member`` is 1 when the post is the
+    community's own (its account), ``percentile`` (0..1) its actual engagement's percentile
+    among the held-out posts. NDCG@K uses that graded relevance (scikit-learn's
+    ``ndcg_score``, tied scores sharing their gain); precision@K is the share of members in
+    the top K. Both are averaged over the account communities with a held-out post.
+    ``ndcg@K`` is the default ranking, in ``rank.py``'s order (flags and near-copies
+    included); ``baselines``: ``random`` (mean of ``random_repeats`` shuffles),
+    ``engagement_only`` (α = 1), ``cluster_kl_only`` (the uncalibrated cluster-level
+    KL(p_c ‖ q) alone, the fit before the local lift), ``fit_only`` (the fit alone, α = 0)
+    and ``alpha_sweep``. ``tied_fit_top20``: the share of the default ranking's top 20 whose
+    fit equals another top-20 photo's within 1e-6.
 
 ``python -m mmembed.evaluate`` writes ``eval.json`` and ``eval.md`` into ``out`` (default: the
 bundle folder; they are not listed in the bundle's manifest, so the bundle still reads) and
@@ -173,26 +173,16 @@ def _clean(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ evaluate
-def _held_out(ranker: Ranker) -> list[dict[str, Any]]:
-    return [row for row in ranker.posts() if row.get("split") == "test"]
-
-
-def _image_only(ranker: Ranker, posts: list[dict], settings: EvalSettings,
-                community: str) -> tuple[list[dict], np.ndarray, np.ndarray, int]:
-    """Run the held-out image files through ``Ranker.rank``; the readable posts, their ``q``
-    ``[n, K]`` and predicted engagement ``[n]``, and how many were skipped."""
-    result = ranker.rank([p["image_path"] for p in posts], community, settings.rank)
-    by_image = {ph.image: ph for ph in result.photos}
-    kept, q, eng = [], [], []
-    for p in posts:
-        ph = by_image.get(str(Path(p["image_path"])))
-        if ph is not None:
-            kept.append(p)
-            q.append(ph.q)
-            eng.append(ph.engagement)
-    k = ranker.k
-    return (kept, np.asarray(q, dtype=np.float64).reshape(-1, k), np.asarray(eng),
-            len(posts) - len(kept))
+def tied_fraction(values: np.ndarray, tol: float = 1e-6) -> float:
+    """Share of ``values`` equal (within ``tol``) to at least one other of them."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    if v.size < 2:
+        return 0.0
+    close = np.diff(v) <= tol
+    tied = np.zeros(v.size, dtype=bool)
+    tied[1:] |= close
+    tied[:-1] |= close
+    return float(tied.mean())
 
 
 def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict | None = None,
@@ -207,86 +197,97 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
         settings = EvalSettings.from_cfg(settings)
     if ranker is None:
         ranker = Ranker.from_bundle(bundle_path, device=settings.device)
-    posts = _held_out(ranker)
-    if not posts:
-        raise RankError(f"{ranker.bundle.path / 'posts.jsonl'} has no held-out (split == test) "
-                        "post to evaluate on")
-    accounts = sorted(n for n, c in ranker.communities.items() if c.kind == "account")
-    anchor = accounts[0] if accounts else ranker.default_community()
-    posts, q, pred, skipped = _image_only(ranker, posts, settings, anchor)
+    held = [row for row in ranker.posts() if row.get("split") == "test"]
+    if not held:
+        raise RankError(f"bundle {ranker.bundle.path} has no held-out (split == test) post "
+                        "to evaluate on")
+    photos = ranker.embed([row["image_path"] for row in held], settings.rank)
+    by_path = {str(Path(r["image_path"])): r for r in held}
+    posts = [by_path[str(p)] for p in photos.paths]
     n = len(posts)
+    q_raw = ranker.clusterer.soft_assign(photos.latent)
     full_labels = np.asarray([int(p["cluster"]) for p in posts])
-    image_labels = q.argmax(axis=1)
+    image_labels = q_raw.argmax(axis=1)
     actual = np.asarray([float(p["engagement"]) for p in posts])
     topics = [p.get("topic") for p in posts]
     has_truth = bool(topics) and all(t is not None for t in topics)
+    build = ranker.bundle.metrics
 
     res: dict[str, Any] = {"bundle": {"name": ranker.bundle.name,
                                       "path": str(ranker.bundle.path.resolve()),
                                       "created": ranker.bundle.created, "k": ranker.k},
                            "settings": settings.to_dict(),
-                           "held_out": n, "skipped": skipped}
+                           "held_out": n, "skipped": len(photos.skipped),
+                           "unlike_training_data": float(photos.unlike.mean())}
     full_truth = truth_metrics(full_labels, topics) if has_truth else {}
     image_truth = truth_metrics(image_labels, topics) if has_truth else {}
-    res["nmi"] = full_truth.get("nmi")
-    res["ari"] = full_truth.get("ari")
-    res["image_only_nmi"] = image_truth.get("nmi")
-    res["image_only_ari"] = image_truth.get("ari")
+    res["nmi"], res["ari"] = full_truth.get("nmi"), full_truth.get("ari")
+    res["image_only_nmi"], res["image_only_ari"] = image_truth.get("nmi"), image_truth.get("ari")
     res["image_only_agreement"] = float(np.mean(image_labels == full_labels))
-    build = ranker.bundle.metrics
-    res["profile_tv"] = build.get("profile_tv")
-    res["profile_tv_max"] = build.get("profile_tv_max")
-    res["profile_tv_shares"] = build.get("profile_tv_shares")
-    res["profile_tv_sampling"] = build.get("profile_tv_sampling")
-    res["engagement_src"] = _spearman(pred, actual)
-    full_pred = [p.get("engagement_pred") for p in posts]
-    res["engagement_src_full"] = (_spearman(np.asarray(full_pred, dtype=np.float64), actual)
-                                  if all(v is not None for v in full_pred) else None)
+    for key in ("nmi_train", "ari_train", "image_only_nmi_train", "image_only_agreement_train",
+                "calibration_temperature", "calibration_ece_before", "calibration_ece",
+                "profile_tv", "profile_tv_max", "profile_tv_shares", "profile_tv_sampling"):
+        res[key] = build.get(key)
+    res["engagement_src"] = _spearman(photos.engagement, actual)
     res["pairwise_accuracy"] = _clean(pairwise_accuracy(
-        pred, actual, np.asarray([str(p.get("account")) for p in posts])))
+        photos.engagement, actual, np.asarray([str(p.get("account")) for p in posts])))
 
     # ---------------------------------------------------------------- ranking quality
     k = settings.k
     percentile = percentile_among(actual, actual) / 100.0
     alphas = sorted({settings.alpha, 0.0, 1.0, *settings.alphas})
-    per_alpha: dict[float, dict[str, list[float]]] = {a: {"ndcg": [], "precision": []}
-                                                      for a in alphas}
-    rand = {"ndcg": [], "precision": []}
+    rows = ("default", "cluster_kl_only", "random", *[f"a{a}" for a in alphas])
+    got: dict[str, dict[str, list[float]]] = {r: {"ndcg": [], "precision": []} for r in rows}
+    ties = []
     rng = np.random.default_rng(settings.seed)
+    index_of = {p: i for i, p in enumerate(photos.paths)}
     used = []
+    accounts = sorted(name for name, c in ranker.communities.items() if c.kind == "account")
     for name in accounts:
-        members = set(ranker.communities[name].members)
-        member = np.asarray([p["post_id"] in members for p in posts], dtype=np.float64)
+        member = np.asarray([p.get("account") == name for p in posts], dtype=np.float64)
         relevance = member * percentile
         if relevance.sum() <= 0:
             continue  # no held-out post of this account: nothing to find
         used.append(name)
+        result = ranker.score(photos, name, settings.rank)
+        order = [index_of[Path(p.image)] for p in result.photos]
+        default = np.empty(n)
+        default[order] = -np.arange(n, dtype=np.float64)  # rank.py's order as a score
         profile = np.asarray(ranker.communities[name].profile, dtype=np.float64)
-        fit = divergence.fit(profile, q, settings.divergence, settings.eps)
+        parts = ranker.fit_parts(photos.latent, photos.z_image, photos.engagement, name,
+                                 settings.rank, unlike=photos.unlike)
+        reference = ranker.reference(name, settings.rank)
+        candidates = {"default": default,
+                      "cluster_kl_only": -divergence.fit(profile, q_raw, settings.divergence,
+                                                         settings.eps)}
         for a in alphas:
-            s = score(fit, pred, a)
-            per_alpha[a]["ndcg"].append(ndcg_at_k(s, relevance, k))
-            per_alpha[a]["precision"].append(precision_at_k(s, member, k))
+            candidates[f"a{a}"] = score(parts.fit, parts.engagement, a, reference)
+        for row, s in candidates.items():
+            got[row]["ndcg"].append(ndcg_at_k(s, relevance, k))
+            got[row]["precision"].append(precision_at_k(s, member, k))
         nd, pr = [], []
         for _ in range(settings.random_repeats):
             s = rng.permutation(n).astype(np.float64)
             nd.append(ndcg_at_k(s, relevance, k))
             pr.append(precision_at_k(s, member, k))
-        rand["ndcg"].append(float(np.mean(nd)))
-        rand["precision"].append(float(np.mean(pr)))
+        got["random"]["ndcg"].append(float(np.mean(nd)))
+        got["random"]["precision"].append(float(np.mean(pr)))
+        ties.append(tied_fraction([p.fit for p in result.photos[:20]]))
 
     def summary(vals: dict[str, list[float]]) -> dict[str, float | None]:
         return {f"ndcg@{k}": _mean(vals["ndcg"]), f"precision@{k}": _mean(vals["precision"])}
 
-    mine = summary(per_alpha[settings.alpha])
+    mine = summary(got["default"])
     res[f"ndcg@{k}"] = mine[f"ndcg@{k}"]
     res[f"precision@{k}"] = mine[f"precision@{k}"]
+    res["tied_fit_top20"] = _mean(ties)
     res["communities"] = used
     res["baselines"] = {
-        "random": summary(rand),
-        "engagement_only": summary(per_alpha[1.0]),
-        "fit_only": summary(per_alpha[0.0]),
-        "alpha_sweep": {str(a): summary(per_alpha[a]) for a in settings.alphas},
+        "random": summary(got["random"]),
+        "engagement_only": summary(got["a1.0"]),
+        "cluster_kl_only": summary(got["cluster_kl_only"]),
+        "fit_only": summary(got["a0.0"]),
+        "alpha_sweep": {str(a): summary(got[f"a{a}"]) for a in settings.alphas},
     }
     return res
 

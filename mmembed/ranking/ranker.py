@@ -1,31 +1,44 @@
 """The Ranker: rank new photos for a target community from a bundle.
 
-:class:`Ranker` loads a verified bundle once (the model rebuilt from its config and weights,
-the clusterer, the clusters, the communities, the FAISS index). :meth:`Ranker.rank` then
-streams the photos in batches of ``rank.batch_size``: decode (:mod:`mmembed.data.photos`, in
-DataLoader workers) → the model's ``predict_step`` on the image alone (``z_image``, latent,
-predicted engagement) → soft assignment ``q`` → fit ``D(p_c, q)`` and its per-cluster
-contributions → suggestions from the photo's nearest community posts
-(:mod:`mmembed.ranking.suggest`). Only per-photo numbers and a few short lists are kept, never
-pixels, so memory stays flat as the folder grows. Once every photo is seen::
+:class:`Ranker` loads a verified bundle once (the model, the clusterer and its calibration,
+the clusters, the communities, the FAISS indexes). Ranking is two steps:
 
-    score = (1 - alpha) * (-z(fit)) + alpha * z(engagement)     z over the candidate photos
+1. :meth:`Ranker.embed` streams the photos in batches of ``rank.batch_size``: decode
+   (:mod:`mmembed.data.photos`, in DataLoader workers) → the model's ``predict_step`` on the
+   image alone → per photo: its image embedding, its latent, its predicted engagement, its
+   distance to the nearest training post (latent and tower features, for the
+   ``unlike_training_data`` flag), a perceptual hash and its sharpness and exposure (for
+   near-duplicates). Only these numbers are kept, never pixels, so memory stays flat.
+2. :meth:`Ranker.score` ranks them for one community, in DESIGN's terms::
 
-(:mod:`mmembed.ranking.score`), ranks (1 = best), the predicted engagement's percentile among
-the community's own posts' predictions, and expected likes ``followers * exp(engagement)``
-when ``followers`` is given. Unreadable inputs are skipped with their reason, never fatal,
-unless none is readable. It returns a :class:`~mmembed.ranking.result.RankingResult`; nothing
-here prints or writes files.
+       q(x)   = softmax(log q_raw(x) / T)                     calibrated soft assignment
+       fit(x) = KL(p~_c || q~(x)) − w · lift_c(x)             nats, lower is better
+       score  = (1 − α) · (−z_R(fit)) + α · z_R(ŷ(x))         higher is better
+       audience_score(x) = percentile of score(x) among score(R)
 
-Every model and search step runs on exactly ``rank.batch_size`` rows (a short batch is padded
-with blank images, the padding dropped at the end): float kernels pick their blocking by the
-number of rows, so a photo's numbers are then bit-identical whatever photos share its batch.
+   ``T`` the temperature fitted on held-out posts; ``lift_c`` the local lift
+   (:mod:`mmembed.ranking.density`): how much more often than posts in general the posts
+   around the photo are the community's; ``w`` = ``rank.lift_weight``; ``ŷ`` the predicted
+   engagement, clipped into the training range; ``z_R`` standardised against ``R``, the
+   community's own held-out posts scored the same way (:meth:`Ranker.reference`), so a score
+   means the same for one photo as for a thousand.
+
+   Then the trust flags (:mod:`mmembed.ranking.trust`), the near-duplicate groups
+   (:mod:`mmembed.ranking.duplicates`), the order (clean photos first by score, optionally
+   re-ranked for diversity; then photos unlike the training data; then near-copies of a
+   better photo), the explanation of each photo, its suggestions, and "post these".
+
+Every model and search step runs on exactly ``rank.batch_size`` rows (a short batch is padded,
+the padding dropped at the end): float kernels pick their blocking by the number of rows, so
+a photo's numbers are bit-identical whatever photos share its batch. Nothing here prints or
+writes files.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +49,40 @@ from mmembed.communities.profiles import Community
 from mmembed.data.images import display_path
 from mmembed.data.photos import photo_loader
 from mmembed.models.predict import predict_batches
+from mmembed.models.towers.photo_stats import PHOTO_STATS_NAMES, photo_statistics
 from mmembed.progress import QUIET, Progress
 from mmembed.ranking import divergence
+from mmembed.ranking.calibration import temper
+from mmembed.ranking.density import local_lift
+from mmembed.ranking.diversity import mmr_order
+from mmembed.ranking.duplicates import (
+    duplicate_groups,
+    group_leaders,
+    perceptual_hash,
+    photo_quality,
+)
 from mmembed.ranking.result import RankedPhoto, RankingResult, SkippedInput
-from mmembed.ranking.score import expected_likes, percentile_among, rank_order, score
+from mmembed.ranking.score import Reference, audience_score, expected_likes, score
 from mmembed.ranking.settings import RankError, RankSettings
-from mmembed.ranking.suggest import CommunityPosts, suggest
+from mmembed.ranking.suggest import SELF_SIMILARITY, CommunityPosts, suggest
+from mmembed.ranking.trust import (
+    DUPLICATE,
+    UNLIKE,
+    UNRELIABLE,
+    NearestL2,
+    Novelty,
+    clip_engagement,
+)
 
-__all__ = ["EXPLAIN", "Ranker", "RankError", "device_of"]
+__all__ = ["EXPLAIN", "Photos", "Ranker", "RankError", "device_of"]
 
-#: How many contributions and neighbours explain each photo.
+#: How many neighbours explain each photo.
 EXPLAIN = 3
-_PHOTO_KEYS = ("z_image", "latent_image", "engagement")
+#: An audience score of at least this (better than the community's typical post) is needed
+#: to be recommended in "post these".
+POST_MIN_SCORE = 50.0
+_PHOTO_KEYS = ("z_image", "latent_image", "engagement", "image_features")
+_STAT = {name: i for i, name in enumerate(PHOTO_STATS_NAMES)}
 
 
 def device_of(name: str) -> torch.device:
@@ -55,6 +90,50 @@ def device_of(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def in_chunks(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rows: int) -> np.ndarray:
+    """``fn`` over ``x`` in chunks of exactly ``rows`` rows (the last padded with zeros), so
+    every row goes through the same kernels whatever rows surround it."""
+    out = []
+    for start in range(0, len(x), rows):
+        chunk = x[start:start + rows]
+        n = len(chunk)
+        if n < rows:
+            chunk = np.concatenate([chunk, np.zeros((rows - n, *x.shape[1:]), x.dtype)])
+        out.append(np.asarray(fn(chunk))[:n])
+    return np.concatenate(out) if out else fn(x[:0])
+
+
+@dataclass
+class Photos:
+    """Embedded photos, the readable ones in input order, and the inputs that were not."""
+
+    paths: list[Path]
+    z_image: np.ndarray      # [n, D] image embedding
+    latent: np.ndarray       # [n, d] latent of the image alone
+    engagement: np.ndarray   # [n] predicted log engagement rate, as the model gave it
+    novelty: np.ndarray      # [n, 2] distance to the nearest training post: latent, features
+    unlike: np.ndarray       # [n] bool: farther than nearly every held-out post
+    hashes: np.ndarray       # [n, 64] bool perceptual hashes
+    quality: np.ndarray      # [n, 3] sharpness, −clipping, −|exposure − mid-grey|
+    skipped: list[SkippedInput] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class FitParts:
+    """A community's fit of n photos: ``kl`` (cluster level), ``lift`` (local), ``fit``, the
+    calibrated ``q`` and the (clipped) engagement with its ``unreliable`` flags."""
+
+    q: np.ndarray
+    kl: np.ndarray
+    lift: np.ndarray
+    fit: np.ndarray
+    engagement: np.ndarray
+    unreliable: np.ndarray
 
 
 class Ranker:
@@ -74,8 +153,14 @@ class Ranker:
         self.clusters = bundle.clusters()
         self.communities: dict[str, Community] = bundle.communities()
         self.index = bundle.index(use_gpu=False)
+        self.calibration = bundle.calibration()
+        self.temperature = float(self.calibration["temperature"])
+        self.novelty = Novelty(**self.calibration["novelty"])
         self._model = bundle.model(self.device) if load_weights else None
         self._posts: list[dict] | None = None
+        self._latents: dict[str, np.ndarray] | None = None
+        self._features = None
+        self._references: dict[tuple, Reference] = {}
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: str = "cpu", verify: bool = True,
@@ -98,6 +183,22 @@ class Ranker:
     def cluster_names(self) -> list[str]:
         return [c.name for c in self.clusters]
 
+    # ---------------------------------------------------------------- the bundle's posts
+    def posts(self) -> list[dict]:
+        """The bundle's post rows (read once), every split."""
+        if self._posts is None:
+            self._posts = list(self.bundle.posts())
+        return self._posts
+
+    def latents(self) -> dict[str, np.ndarray]:
+        """Every post's vectors, rows as :meth:`posts`."""
+        if self._latents is None:
+            self._latents = self.bundle.latents()
+        return self._latents
+
+    def _split_rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero([row.get("split") == split for row in self.posts()])
+
     # ---------------------------------------------------------------- communities
     def default_community(self) -> str:
         """The largest account community (else the largest non-cluster one, else any)."""
@@ -115,99 +216,224 @@ class Ranker:
         found += [c for c in names if name.lower() in c.lower() and c not in found]
         return found[:n]
 
-    def posts(self) -> list[dict]:
-        """The bundle's post rows (read once)."""
-        if self._posts is None:
-            self._posts = list(self.bundle.posts())
-        return self._posts
-
     def community_posts(self, name: str) -> CommunityPosts:
         """The community's posts aligned with their index rows."""
         members = set(self.communities[name].members)
         records = [row for row in self.posts() if row.get("post_id") in members]
         return CommunityPosts.from_records(self.index, records)
 
-    def engagement_reference(self, name: str) -> np.ndarray:
-        """The community's posts' *predicted* engagement (what a photo's prediction is placed
-        among), else their actual engagement."""
-        stats = self.communities[name].engagement
-        if stats.get("predicted_sorted"):
-            return np.asarray(stats["predicted_sorted"], dtype=np.float64)
-        return np.asarray(stats.get("sorted") or [0.0], dtype=np.float64)
-
     def community_summary(self, name: str, defaulted: bool = False) -> dict:
         return {**self.communities[name].summary(), "defaulted": defaulted}
 
-    # ---------------------------------------------------------------- ranking
-    def rank(self, paths: Sequence[str | Path], community: str,
-             settings: RankSettings | None = None, skipped: Sequence[SkippedInput] = (),
-             progress: Progress = QUIET) -> RankingResult:
-        """Rank ``paths`` for ``community`` (see the module docstring). Raises
-        :class:`RankError` for an unknown community or when no photo could be read."""
+    # ---------------------------------------------------------------- embedding
+    def _feature_index(self):
+        if self._features is None:
+            self._features = self.bundle.feature_index()
+        return self._features
+
+    def embed(self, paths: Sequence[str | Path], settings: RankSettings | None = None,
+              skipped: Sequence[SkippedInput] = (), progress: Progress = QUIET) -> Photos:
+        """Decode and embed ``paths`` (step 1 of the module docstring)."""
         settings = settings or RankSettings()
-        if community not in self.communities:
-            raise RankError(f"unknown community {community!r}")
-        p_c = np.asarray(self.communities[community].profile, dtype=np.float64)
-        members = self.community_posts(community)
-        paths = [Path(p) for p in paths]
-        photos: list[RankedPhoto] = []
+        rows = settings.batch_size
+        nearest = NearestL2(self.latents()["latent_image"][self._split_rows("train")])
+        features = self._feature_index()
+        content_dim = self.model.content_dim
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+            "z_image", "latent", "engagement", "novelty", "hashes", "quality")}
+        ok: list[Path] = []
         skipped_rows = list(skipped)
-        loader = photo_loader(paths, self.image_size, settings.batch_size,
+        loader = photo_loader([Path(p) for p in paths], self.image_size, rows,
                               settings.decode_workers, settings.decode_memory_mb)
-        batches = predict_batches(self.model, loader, _PHOTO_KEYS, pad_to=settings.batch_size,
+        batches = predict_batches(self.model, loader, _PHOTO_KEYS, pad_to=rows,
                                   keep_padding=True)
         for batch, out in progress.track(batches, len(loader), "ranking photos"):
             skipped_rows += [SkippedInput(display_path(e.path), display_path(e.reason))
                              for e in batch["errors"]]
-            if out:
-                photos += self._rank_batch(batch["paths"], out, p_c, members, settings)
-        if not photos:
+            if not out:
+                continue
+            n = len(batch["paths"])
+            ok += batch["paths"]
+            latent = out["latent_image"].numpy()
+            content = out["image_features"][:, :content_dim].numpy()
+            latent_d = nearest.distance(latent)
+            feature_d = 1.0 - features.search(content, 1)[0][:, 0].astype(np.float64)
+            parts["z_image"].append(out["z_image"].numpy()[:n])
+            parts["latent"].append(latent[:n])
+            parts["engagement"].append(out["engagement"].numpy()[:n].astype(np.float64))
+            parts["novelty"].append(np.stack([latent_d, feature_d], axis=1)[:n])
+            pixels = batch["image"]
+            parts["hashes"].append(np.stack([perceptual_hash(im.permute(1, 2, 0).numpy())
+                                             for im in pixels]))
+            stats = photo_statistics(pixels).numpy().astype(np.float64)
+            parts["quality"].append(photo_quality(
+                stats[:, _STAT["sharpness"]],
+                stats[:, _STAT["shadow_clipping"]] + stats[:, _STAT["highlight_clipping"]],
+                stats[:, _STAT["luminance_mean"]] - 0.5))
+        if not ok:
             n = len(paths) + len(skipped)
             first = (f" (first: {skipped_rows[0].image}: {skipped_rows[0].reason})"
                      if skipped_rows else "")
             raise RankError(f"no photo could be read: {n} input(s), all skipped{first}; "
                             "pass images= a folder, glob, file or list of JPEG/PNG/WebP photos")
-        fits = np.asarray([p.fit for p in photos])
-        eng = np.asarray([p.engagement for p in photos])
-        scores = score(fits, eng, settings.alpha)
-        ranks = rank_order(scores)
-        pct = percentile_among(eng, self.engagement_reference(community))
-        likes = (expected_likes(eng, settings.followers) if settings.followers is not None
-                 else [None] * len(photos))
-        for i, photo in enumerate(photos):
-            photo.rank, photo.score, photo.percentile = int(ranks[i]), float(scores[i]), float(
-                pct[i])
-            photo.expected_likes = None if likes[i] is None else float(likes[i])
-        photos.sort(key=lambda p: p.rank)
+        arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        return Photos(paths=ok, unlike=self.novelty.unlike(arrays["novelty"][:, 0],
+                                                           arrays["novelty"][:, 1]),
+                      skipped=skipped_rows, **arrays)
+
+    # ---------------------------------------------------------------- fit
+    def _lift(self, z_image: np.ndarray, community: str, rows: int,
+              own_rows: np.ndarray | None = None) -> np.ndarray:
+        """The local lift of ``z_image`` for ``community``; ``own_rows`` (index rows of posts
+        scored as references) are left out of their own neighbourhoods."""
+        lift = self.calibration["lift"]
+        k = int(lift["neighbours"])
+        member = np.zeros(self.index.ntotal, dtype=bool)
+        member[self.index.rows_of(self.communities[community].members)] = True
+        prior = max(member.mean(), 1.0 / self.index.ntotal)
+
+        def search(z: np.ndarray) -> np.ndarray:
+            sims, _, found = self.index.search(z, k + 1)
+            return np.concatenate([sims.astype(np.float64), found.astype(np.float64)], axis=1)
+
+        got = in_chunks(search, z_image.astype(np.float32), rows)
+        sims, found = got[:, :k + 1], got[:, k + 1:].astype(np.int64)
+        drop = (found < 0) | (sims >= SELF_SIMILARITY)
+        if own_rows is not None:
+            drop |= found == own_rows[:, None]
+        sims = np.where(drop, -np.inf, sims)
+        order = np.argsort(drop, axis=1, kind="stable")[:, :k]  # the k nearest kept ones
+        sims = np.take_along_axis(sims, order, axis=1)
+        found = np.take_along_axis(found, order, axis=1)
+        is_member = np.where(found >= 0, member[np.maximum(found, 0)], False)
+        return local_lift(sims, is_member, prior, float(lift["bandwidth"]))
+
+    def fit_parts(self, latent: np.ndarray, z_image: np.ndarray, engagement: np.ndarray,
+                  community: str, settings: RankSettings, unlike: np.ndarray | None = None,
+                  own_rows: np.ndarray | None = None) -> FitParts:
+        """Every part of the fit and the clipped engagement of n photos or posts."""
+        rows = settings.batch_size
+        p_c = np.asarray(self.communities[community].profile, dtype=np.float64)
+        q = in_chunks(lambda z: temper(self.clusterer.log_soft_assign(z), self.temperature),
+                      latent, rows)
+        kl = divergence.fit(p_c, q, settings.divergence, settings.eps)
+        lift = self._lift(z_image, community, rows, own_rows)
+        low, high = self.calibration["engagement_range"]
+        eng, unreliable = clip_engagement(
+            engagement, low, high, np.zeros(len(engagement), bool) if unlike is None else unlike)
+        return FitParts(q=q, kl=kl, lift=lift, fit=kl - settings.lift_weight * lift,
+                        engagement=eng, unreliable=unreliable)
+
+    def reference(self, community: str, settings: RankSettings) -> Reference:
+        """The community's own held-out (validation) posts scored as new photos; with fewer
+        than ``min_reference``, its training posts join them (left out of their own
+        neighbourhoods)."""
+        key = (community, settings.divergence, settings.eps, settings.lift_weight,
+               settings.batch_size)
+        if key not in self._references:
+            members = set(self.communities[community].members)
+            posts = self.posts()
+            held = [i for i, r in enumerate(posts) if r.get("split") == "val"
+                    and r.get("post_id") in members]
+            rows, source = held, f"{len(held)} held-out posts"
+            if len(held) < int(self.calibration.get("min_reference", 20)):
+                rows = [i for i, r in enumerate(posts) if r.get("split") in ("val", "train")
+                        and r.get("post_id") in members]
+                source = f"{len(rows)} posts ({len(held)} held out, the rest training posts)"
+            if not rows:
+                raise RankError(f"community {community!r} has no post to score against; "
+                                "rebuild the bundle with more of its posts")
+            lat = self.latents()
+            own = self.index.rows_of([posts[i]["post_id"] for i in rows])
+            parts = self.fit_parts(lat["latent_image"][rows], lat["z_image"][rows],
+                                   lat["engagement_pred"][rows].astype(np.float64), community,
+                                   settings, own_rows=own)
+            self._references[key] = Reference(parts.fit, parts.engagement, source)
+        return self._references[key]
+
+    # ---------------------------------------------------------------- ranking
+    def rank(self, paths: Sequence[str | Path], community: str,
+             settings: RankSettings | None = None, skipped: Sequence[SkippedInput] = (),
+             progress: Progress = QUIET) -> RankingResult:
+        """:meth:`embed` then :meth:`score`."""
+        settings = settings or RankSettings()
+        if community not in self.communities:
+            raise RankError(f"unknown community {community!r}")
+        return self.score(self.embed(paths, settings, skipped, progress), community, settings)
+
+    def score(self, photos: Photos, community: str,
+              settings: RankSettings | None = None) -> RankingResult:
+        """Rank embedded ``photos`` for ``community`` (step 2 of the module docstring)."""
+        from mmembed.ranking.explain import explain
+
+        settings = settings or RankSettings()
+        if community not in self.communities:
+            raise RankError(f"unknown community {community!r}")
+        parts = self.fit_parts(photos.latent, photos.z_image, photos.engagement, community,
+                               settings, unlike=photos.unlike)
+        reference = self.reference(community, settings)
+        scores = score(parts.fit, parts.engagement, settings.alpha, reference)
+        audience = audience_score(scores, reference, settings.alpha)
+        groups = duplicate_groups(photos.hashes, photos.z_image)
+        leaders = group_leaders(groups, scores, parts.engagement, photos.quality)
+        sizes = np.bincount(groups)
+        names = [display_path(p.name) for p in photos.paths]
+        members = self.community_posts(community)
+        ideas = []
+        for start in range(0, len(photos), settings.batch_size):
+            chunk = photos.z_image[start:start + settings.batch_size]
+            pad = np.zeros((settings.batch_size - len(chunk), chunk.shape[1]), chunk.dtype)
+            ideas += suggest(self.index, members, np.concatenate([chunk, pad]),
+                             neighbours=settings.neighbours, hashtags=settings.suggest_hashtags,
+                             mentions=settings.suggest_mentions, captions=settings.captions,
+                             explain=EXPLAIN)[:len(chunk)]
+        likes = (expected_likes(parts.engagement, settings.followers)
+                 if settings.followers is not None else [None] * len(photos))
+        context = explain(self, community)
+        ranked = []
+        for i, path in enumerate(photos.paths):
+            flags = [UNLIKE] if photos.unlike[i] else []
+            if parts.unreliable[i]:
+                flags.append(UNRELIABLE)
+            if leaders[i] != i:
+                flags.append(f"{DUPLICATE}:{names[leaders[i]]}")
+            top = int(parts.q[i].argmax())
+            idea = ideas[i] if not photos.unlike[i] else {"neighbours": ideas[i]["neighbours"],
+                                                         "hashtags": [], "mentions": [],
+                                                         "captions": []}
+            ranked.append(RankedPhoto(
+                image=display_path(path), name=names[i], fit=float(parts.fit[i]),
+                fit_cluster=float(parts.kl[i]), fit_local=float(parts.lift[i]),
+                engagement=float(parts.engagement[i]), q=[float(v) for v in parts.q[i]],
+                top_cluster={"id": top, "name": self.clusters[top].name},
+                explanation=context(parts.q[i], float(parts.lift[i])),
+                flags=flags, duplicate_group=int(groups[i]) if sizes[groups[i]] > 1 else None,
+                score=float(scores[i]),
+                audience_score=None if photos.unlike[i] else float(audience[i]),
+                expected_likes=None if likes[i] is None else float(likes[i]), **idea))
+        for rank, i in enumerate(self._order(ranked, photos, scores, leaders, settings), 1):
+            ranked[i].rank = rank
+        ranked.sort(key=lambda p: p.rank)
+        post = [p.image for p in ranked if not p.flags and p.audience_score is not None
+                and p.audience_score >= POST_MIN_SCORE][:settings.post_top]
         return RankingResult(
             bundle={"name": self.bundle.name, "path": str(self.bundle.path.resolve()),
                     "created": self.bundle.created, "k": self.k},
             community=self.community_summary(community),
             clusters=[{"id": c.id, "name": c.name} for c in self.clusters],
-            settings=settings.to_dict(), photos=photos, skipped=skipped_rows)
+            settings=settings.to_dict(), photos=ranked, skipped=list(photos.skipped),
+            reference={"posts": len(reference), "source": reference.source}, post=post)
 
-    def _rank_batch(self, paths: list[Path], out: dict[str, torch.Tensor], p_c: np.ndarray,
-                    members: CommunityPosts, settings: RankSettings) -> list[RankedPhoto]:
-        """One batch (padded to ``batch_size`` rows; the padding dropped here)."""
-        q = self.clusterer.soft_assign(out["latent_image"].numpy())
-        batch_fit = divergence.fit(p_c, q, settings.divergence, settings.eps)
-        contributions = divergence.fit_contributions(p_c, q, settings.divergence, settings.eps)
-        ideas = suggest(self.index, members, out["z_image"].numpy(),
-                        neighbours=settings.neighbours, hashtags=settings.suggest_hashtags,
-                        mentions=settings.suggest_mentions, captions=settings.captions,
-                        explain=EXPLAIN)
-        names = self.cluster_names
-        engagement = out["engagement"].numpy()
-        photos = []
-        for j, path in enumerate(paths):
-            top = int(q[j].argmax())
-            drivers = [{"cluster": int(c), "name": names[c],
-                        "contribution": float(contributions[j, c])}
-                       for c in np.argsort(-contributions[j])[:EXPLAIN]
-                       if contributions[j, c] > 0]
-            photos.append(RankedPhoto(
-                image=display_path(path), name=display_path(path.name),
-                fit=float(batch_fit[j]), engagement=float(engagement[j]),
-                q=[float(v) for v in q[j]], top_cluster={"id": top, "name": names[top]},
-                drivers=drivers, **ideas[j]))
-        return photos
+    @staticmethod
+    def _order(ranked: list[RankedPhoto], photos: Photos, scores: np.ndarray,
+               leaders: np.ndarray, settings: RankSettings) -> list[int]:
+        """Photo indices best first: clean photos by score (MMR with ``rank.diversity``),
+        then photos unlike the training data, then near-copies of a better photo."""
+        n = len(ranked)
+        dup = leaders != np.arange(n)
+        clean = np.flatnonzero(~dup & ~photos.unlike)
+        order = clean[mmr_order(scores[clean], photos.z_image[clean], settings.diversity)]
+        rest = [i for tier in (~dup & photos.unlike, dup)
+                for i in sorted(np.flatnonzero(tier), key=lambda i: (-scores[i], i))]
+        return [int(i) for i in order] + [int(i) for i in rest]
+

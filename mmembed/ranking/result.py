@@ -11,7 +11,9 @@ whose schema is ``ranking.json``'s)::
                     "top_hashtags": [{"tag", "count"}], "top_mentions": [{"mention", "count"}],
                     "defaulted": bool},
       "clusters": [{"id", "name"}, ...],
-      "settings": {"alpha", "divergence", "eps", "followers", "neighbours", "batch_size"},
+      "settings": {"alpha", "divergence", "eps", "lift_weight", "diversity", "followers", ...},
+      "reference": {"posts", "held_out", "source"},  # what audience scores are measured against
+      "post": [image, ...],                        # "post these": the recommended photos
       "photos": [RankedPhoto.to_dict(), ...],      # by rank, 1 = best
       "skipped": [{"image", "status": "skipped", "reason"}, ...],
       "counts": {"inputs", "ranked", "skipped"},
@@ -21,6 +23,7 @@ whose schema is ``ranking.json``'s)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,37 +34,61 @@ __all__ = ["RankedPhoto", "RankingResult", "SkippedInput"]
 class RankedPhoto:
     """One ranked photo.
 
-    ``fit``: divergence to the community profile (lower is better); ``engagement``: predicted
-    log engagement rate; ``expected_likes``: ``followers * exp(engagement)`` when followers are
-    known; ``percentile``: of the predicted engagement among the community's own posts
-    (0..100); ``q``: soft assignment over the K clusters; ``drivers``: the clusters that drive
-    the fit (≤ 3, positive terms); ``neighbours``: the nearest community posts (≤ 3);
-    ``hashtags``/``mentions``: suggestions ``{tag|mention, weight, count}``; ``captions``:
-    caption ideas.
+    ``audience_score`` (0–100, ``None`` for a photo unlike the training data): the percentile
+    of its ``score`` among the community's own held-out posts scored the same way;
+    ``score``: the blend of fit and engagement, standardised against those posts (higher is
+    better); ``fit``: ``fit_cluster − lift_weight · fit_local`` in nats (lower is better), with
+    ``fit_cluster`` = KL(p_c ‖ q) and ``fit_local`` the local lift; ``engagement``: predicted
+    log engagement rate (clipped into the training range when that would extrapolate) and
+    ``engagement_rate`` its rate; ``expected_likes``: ``followers · rate`` when followers are
+    known; ``q``: soft assignment over the K clusters; ``explanation``: what the photo is and
+    how that does for the community; ``neighbours``: its nearest community posts (never
+    itself); ``hashtags``/``mentions``: suggestions ``{tag|mention, weight, count}``;
+    ``captions``: caption ideas; ``flags``: ``unlike_training_data``,
+    ``engagement_unreliable``, ``duplicate_of:<file>``; ``duplicate_group``: the id of its
+    group of near-copies (``None`` when it has none).
     """
 
     image: str
     name: str
     fit: float
+    fit_cluster: float
+    fit_local: float
     engagement: float
     q: list[float]
     top_cluster: dict[str, Any]
-    drivers: list[dict[str, Any]] = field(default_factory=list)
+    explanation: dict[str, Any] = field(default_factory=dict)
     neighbours: list[dict[str, Any]] = field(default_factory=list)
     hashtags: list[dict[str, Any]] = field(default_factory=list)
     mentions: list[dict[str, Any]] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    duplicate_group: int | None = None
     rank: int = 0
     score: float = 0.0
-    percentile: float = 0.0
+    audience_score: float | None = None
     expected_likes: float | None = None
     status: str = "ranked"
 
+    @property
+    def engagement_rate(self) -> float:
+        return float(math.exp(self.engagement))
+
+    @property
+    def duplicate_of(self) -> str | None:
+        for flag in self.flags:
+            if flag.startswith("duplicate_of:"):
+                return flag.split(":", 1)[1]
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        order = ("image", "name", "status", "rank", "score", "fit", "engagement",
-                 "expected_likes", "percentile", "q", "top_cluster", "drivers", "neighbours",
-                 "hashtags", "mentions", "captions")
+        d["engagement_rate"] = self.engagement_rate
+        d["duplicate_of"] = self.duplicate_of
+        order = ("image", "name", "status", "rank", "audience_score", "score", "fit",
+                 "fit_cluster", "fit_local", "engagement", "engagement_rate", "expected_likes",
+                 "flags", "duplicate_group", "duplicate_of", "q", "top_cluster", "explanation",
+                 "neighbours", "hashtags", "mentions", "captions")
         return {k: d[k] for k in order}
 
 
@@ -87,6 +114,8 @@ class RankingResult:
     settings: dict[str, Any]
     photos: list[RankedPhoto]
     skipped: list[SkippedInput]
+    reference: dict[str, Any] = field(default_factory=dict)
+    post: list[str] = field(default_factory=list)
     output_dir: str | None = None
 
     @property
@@ -98,6 +127,7 @@ class RankingResult:
         """The ``ranking.json`` schema (module docstring); plain JSON values."""
         return {"bundle": dict(self.bundle), "community": dict(self.community),
                 "clusters": list(self.clusters), "settings": dict(self.settings),
+                "reference": dict(self.reference), "post": list(self.post),
                 "photos": [p.to_dict() for p in self.photos],
                 "skipped": [s.to_dict() for s in self.skipped], "counts": self.counts,
                 "output_dir": self.output_dir}

@@ -24,9 +24,17 @@ class RankError(RuntimeError):
 class RankSettings:
     """How photos are ranked (``rank.*``).
 
-    alpha: score = (1 - alpha) * (-z(fit)) + alpha * z(engagement). 0.3: fit leads. Which
-        photos belong in front of this audience is the question asked, and engagement
-        predicted from pixels alone is the noisier signal; it breaks near-ties in fit.
+    alpha: score = (1 - alpha) * (-z(fit)) + alpha * z(engagement), z against the
+        community's own held-out posts. 0.3: fit leads. Which photos belong in front of this
+        audience is the question asked, and engagement predicted from pixels alone is the
+        noisier signal; it breaks near-ties in fit.
+    lift_weight: fit = KL(p_c || q) - lift_weight * lift, where the lift says how much more
+        often than posts in general the posts around the photo are the community's (nats).
+        0 = the cluster-level fit alone.
+    diversity: 0..1, a maximal-marginal-relevance re-rank of the photos that are not flagged:
+        a photo very like one ranked above it steps down unless it scores clearly better.
+    post_top: how many photos "post these" recommends at most (each must beat half of the
+        community's own posts and carry no flag).
     divergence: kl_pq = KL(p_c || q) (the community must be covered; the seed's direction),
         kl_qp, or js.
     eps: additive smoothing of p_c and q (keeps the fit finite; ~log(1/eps) nats per missing
@@ -47,6 +55,9 @@ class RankSettings:
     """
 
     alpha: float = 0.3
+    lift_weight: float = 1.0
+    diversity: float = 0.0
+    post_top: int = 5
     divergence: str = "kl_pq"
     eps: float = 1e-3
     batch_size: int = 64
@@ -65,6 +76,12 @@ class RankSettings:
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
             raise RankError(f"rank.alpha must be a number in [0, 1] (0 = pure fit, 1 = pure "
                             f"engagement), got {alpha!r}")
+        for name in ("lift_weight", "diversity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
+                    name == "diversity" and value > 1):
+                raise RankError(f"rank.{name} must be a number "
+                                f"{'in [0, 1]' if name == 'diversity' else '>= 0'}, got {value!r}")
         if self.divergence not in divergence.METHODS:
             raise RankError(f"rank.divergence must be one of {', '.join(divergence.METHODS)}, "
                             f"got {self.divergence!r}")
@@ -76,7 +93,7 @@ class RankSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RankError(f"rank.{name} must be an integer >= 1, got {value!r}")
         for name in ("decode_workers", "suggest_hashtags", "suggest_mentions", "captions",
-                     "table_rows"):
+                     "table_rows", "post_top"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise RankError(f"rank.{name} must be an integer >= 0, got {value!r}")
@@ -88,5 +105,5 @@ class RankSettings:
     def to_dict(self) -> dict[str, Any]:
         """What a ranking result records of its settings."""
         d = asdict(self)
-        return {k: d[k] for k in ("alpha", "divergence", "eps", "followers", "neighbours",
-                                  "batch_size")}
+        return {k: d[k] for k in ("alpha", "lift_weight", "diversity", "divergence", "eps",
+                                  "followers", "neighbours", "batch_size", "post_top")}

@@ -93,6 +93,11 @@ def weighted_terms(term_lists: Sequence[Sequence[str]], weights: np.ndarray, top
             for t in order]
 
 
+#: A neighbour at least this similar is the photo itself (a post ranked again), not a
+#: neighbour: it is never named, and never lends the photo its own hashtags.
+SELF_SIMILARITY = 0.9999
+
+
 def suggest(index: PostIndex, community: CommunityPosts, z_image: np.ndarray, *,
             neighbours: int = 20, hashtags: int = 10, mentions: int = 5, captions: int = 3,
             explain: int = 3) -> list[dict]:
@@ -102,18 +107,21 @@ def suggest(index: PostIndex, community: CommunityPosts, z_image: np.ndarray, *,
          "hashtags": [{tag, weight, count}], "mentions": [{mention, weight, count}],
          "captions": [str]}
 
-    Empty lists when the community has no posts in the index.
+    Empty lists when the community has no posts in the index. A neighbour with similarity
+    :data:`SELF_SIMILARITY` or more is the photo itself and is left out.
     """
     n = len(z_image)
     empty = [{"neighbours": [], "hashtags": [], "mentions": [], "captions": []} for _ in range(n)]
     if n == 0 or len(community) == 0:
         return empty
-    scores, _, rows = index.search(z_image, neighbours, subset=community.rows)
+    scores, _, rows = index.search(z_image, neighbours + 1, subset=community.rows)
     position = {int(r): i for i, r in enumerate(community.rows)}
     out = []
     for s_row, r_row in zip(scores, rows):
-        members = [position[int(r)] for r in r_row if r >= 0]
-        sims = np.asarray(s_row[: len(members)], dtype=np.float64)
+        keep = [(position[int(r)], float(s)) for s, r in zip(s_row, r_row)
+                if r >= 0 and s < SELF_SIMILARITY][:neighbours]
+        members = [m for m, _ in keep]
+        sims = np.asarray([s for _, s in keep], dtype=np.float64)
         w = neighbour_weights(sims, community.engagement_z[members])
         seen: set[str] = set()
         ideas = []

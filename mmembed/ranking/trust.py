@@ -24,11 +24,29 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["UNLIKE", "UNRELIABLE", "DUPLICATE", "Novelty", "clip_engagement"]
+__all__ = ["DUPLICATE", "UNLIKE", "UNRELIABLE", "NearestL2", "Novelty", "TrustSettings",
+           "clip_engagement"]
 
 UNLIKE = "unlike_training_data"
 UNRELIABLE = "engagement_unreliable"
 DUPLICATE = "duplicate_of"
+
+
+@dataclass
+class TrustSettings:
+    """How the build calibrates the ranking (``trust.*``).
+
+    lift_neighbours: the nearest posts the local lift reads around a photo.
+    novelty_quantile: a photo farther from the training posts than this share of the
+        held-out posts is flagged ``unlike_training_data``.
+    min_reference: a community's audience score needs at least this many of its own
+        held-out posts; with fewer, its training posts join the reference (scored with
+        themselves left out of their neighbourhoods).
+    """
+
+    lift_neighbours: int = 30
+    novelty_quantile: float = 0.99
+    min_reference: int = 20
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,21 @@ class Novelty:
 
     def to_dict(self) -> dict[str, float]:
         return {"latent": self.latent, "features": self.features, "quantile": self.quantile}
+
+
+class NearestL2:
+    """Euclidean distance to the nearest of a fixed set of points (exact, faiss flat)."""
+
+    def __init__(self, reference: ArrayLike):
+        import faiss
+
+        ref = np.ascontiguousarray(reference, dtype=np.float32)
+        self.index = faiss.IndexFlatL2(ref.shape[1])
+        self.index.add(ref)
+
+    def distance(self, queries: ArrayLike) -> np.ndarray:
+        d2, _ = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), 1)
+        return np.sqrt(np.maximum(d2[:, 0], 0.0)).astype(np.float64)
 
 
 def clip_engagement(predicted: ArrayLike, low: float, high: float,

@@ -16,8 +16,9 @@ from mmembed.fileio import atomic_write, dumps_json
 
 __all__ = ["CSV_COLUMNS", "csv_rows", "csv_text", "write_csv", "write_json"]
 
-CSV_COLUMNS = ("image", "status", "reason", "rank", "score", "fit", "engagement",
-               "expected_likes", "percentile", "top_cluster", "hashtags", "mentions")
+CSV_COLUMNS = ("image", "status", "reason", "rank", "audience_score", "flags",
+               "duplicate_group", "score", "fit", "fit_cluster", "fit_local", "engagement",
+               "engagement_rate", "expected_likes", "top_cluster", "hashtags", "mentions")
 
 
 def _num(x: float) -> str:
@@ -29,9 +30,15 @@ def csv_rows(result: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     for p in result["photos"]:
         yield {
             "image": p["image"], "status": "ranked", "reason": "", "rank": p["rank"],
-            "score": _num(p["score"]), "fit": _num(p["fit"]), "engagement": _num(p["engagement"]),
+            "audience_score": ("" if p["audience_score"] is None
+                               else f"{p['audience_score']:.1f}"),
+            "flags": ";".join(p["flags"]),
+            "duplicate_group": "" if p["duplicate_group"] is None else p["duplicate_group"],
+            "score": _num(p["score"]), "fit": _num(p["fit"]),
+            "fit_cluster": _num(p["fit_cluster"]), "fit_local": _num(p["fit_local"]),
+            "engagement": _num(p["engagement"]), "engagement_rate": _num(p["engagement_rate"]),
             "expected_likes": "" if p["expected_likes"] is None else round(p["expected_likes"]),
-            "percentile": f"{p['percentile']:.1f}", "top_cluster": p["top_cluster"]["name"],
+            "top_cluster": p["top_cluster"]["name"],
             "hashtags": " ".join(f"#{h['tag']}" for h in p["hashtags"]),
             "mentions": " ".join(f"@{m['mention']}" for m in p["mentions"]),
         }

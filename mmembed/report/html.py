@@ -36,7 +36,7 @@ import numpy as np
 
 from mmembed.fileio import atomic_write
 from mmembed.report import formatting as fmt
-from mmembed.report import templating
+from mmembed.report import templating, wording
 from mmembed.report.colors import cluster_colors, cluster_name, short_name
 from mmembed.report.thumbnails import thumbnail_uris
 
@@ -90,12 +90,14 @@ def _settings(result: Mapping[str, Any], n_ranked: int) -> dict[str, Any]:
         a = min(max(alpha, 0.0), 1.0)
         alpha_text = (
             f"α = {alpha:g}: the score is {100 * (1 - a):.0f}% content fit and "
-            f"{100 * a:.0f}% predicted engagement, both standardised over "
-            f"{'these ' + fmt.plural(n_ranked, 'photo') if n_ranked else 'the photos ranked'}; "
-            "higher is better.")
+            f"{100 * a:.0f}% predicted engagement, both measured against this community's "
+            "own posts, so the audience score (the share of them a photo beats) means the "
+            "same for one photo as for a thousand.")
     eps = fmt.number(s.get("eps"))
     followers = fmt.number(s.get("followers"))
+    lift = fmt.number(s.get("lift_weight"))
     return {
+        "lift_weight": "" if lift is None else f"{lift:g}",
         "alpha": "–" if alpha is None else f"{alpha:g}",
         "alpha_text": alpha_text,
         "divergence": div,
@@ -128,47 +130,8 @@ def _pair_bars(p: np.ndarray, q: np.ndarray, names: Sequence[str], colors: Seque
     return rows, note
 
 
-def _drivers(photo: Mapping[str, Any], p: np.ndarray, q: np.ndarray, names: Sequence[str],
-             colors: Sequence[str], divergence: str, limit: int = 4) -> list[dict]:
-    items = []
-    for d in list(photo.get("drivers") or []):
-        if not isinstance(d, Mapping):
-            continue
-        value = fmt.number(d.get("contribution"))
-        try:
-            cid = int(d.get("cluster"))
-        except (TypeError, ValueError):
-            cid = -1
-        if value is None:
-            continue
-        items.append((cid, value, d.get("name")))
-    items = items[:limit]
-    scale = max([abs(v) for _, v, _ in items] + [1e-12])
-    out = []
-    for cid, value, name in items:
-        known = 0 <= cid < len(p)
-        name = str(name) if name not in (None, "") else cluster_name(names, cid)
-        if known:
-            ps, qs = float(p[cid]), float(q[cid])
-            if value > 0:
-                why = "over-represented in the photo" if divergence == "kl_qp" and qs > ps \
-                    else "under-represented in the photo" if ps > qs else "widens the gap"
-            else:
-                why = "well covered by the photo"
-            detail = f"community {fmt.percent(ps)} · photo {fmt.percent(qs)}"
-        else:
-            why, detail = ("widens the gap" if value > 0 else "narrows the gap"), ""
-        out.append({
-            "name": name, "short": short_name(name, 34),
-            "color": colors[cid] if 0 <= cid < len(colors) else "#b0b4ba",
-            "value": f"{value:+.3f}", "width": f"{100 * abs(value) / scale:.1f}",
-            "hurts": value > 0, "why": why, "detail": detail,
-        })
-    return out
-
-
 def _photo_context(photo: Mapping[str, Any], p: np.ndarray, names: Sequence[str],
-                   colors: Sequence[str], order: Sequence[int], divergence: str,
+                   colors: Sequence[str], order: Sequence[int], community: str,
                    thumb: int, max_clusters: int, small: int = SMALL) -> dict[str, Any]:
     k = len(p)
     q = fmt.profile_shares(photo.get("q"), k)[:k] if k else np.zeros(0)
@@ -181,7 +144,7 @@ def _photo_context(photo: Mapping[str, Any], p: np.ndarray, names: Sequence[str]
         top = int(top_raw)
     except (TypeError, ValueError):
         top = int(np.argmax(q)) if k and q.sum() > 0 else -1
-    pct = fmt.number(photo.get("percentile"))
+    audience = fmt.number(photo.get("audience_score"))
     likes = fmt.number(photo.get("expected_likes"))
     bars, bars_note = _pair_bars(p, q, names, colors, order, max_clusters) if k else ([], "")
     captions = [fmt.one_line(c) for c in (photo.get("captions") or []) if fmt.one_line(c)]
@@ -193,14 +156,20 @@ def _photo_context(photo: Mapping[str, Any], p: np.ndarray, names: Sequence[str]
         "uri": uri, "small_uri": small_uri, "thumb_error": error,
         "score": fmt.fixed(photo.get("score"), 2, signed=True),
         "fit": fmt.divergence(photo.get("fit")),
+        "fit_cluster": fmt.divergence(photo.get("fit_cluster")),
+        "fit_local": fmt.fixed(photo.get("fit_local"), 2, signed=True),
+        "audience": None if audience is None else f"{min(max(audience, 0.0), 100.0):.0f}",
+        "why": wording.explanation(photo, community),
+        "flags": [{"flag": str(f), "text": wording.flag_text(str(f)),
+                   "duplicate": str(f).startswith("duplicate_of:")}
+                  for f in (photo.get("flags") or [])],
+        "copies": [],
         "rate": fmt.rate(photo.get("engagement")),
         "likes": fmt.count(likes) if likes is not None else "",
-        "percentile": None if pct is None else f"{min(max(pct, 0.0), 100.0):.0f}",
         "top": {"name": cluster_name(names, top), "short": short_name(cluster_name(names, top),
                                                                        30),
                 "color": colors[top] if 0 <= top < len(colors) else "#b0b4ba"},
         "bars": bars, "bars_note": bars_note,
-        "drivers": _drivers(photo, p, q, names, colors, divergence),
         "hashtags": fmt.ranked_items(photo.get("hashtags"), 15),
         "mentions": fmt.mentions(photo.get("mentions"), 8),
         "captions": captions[:3],
@@ -298,17 +267,24 @@ def report_context(result: Mapping[str, Any], thumb: int = 200, neighbour_thumb:
     cache: dict[str, str] = {}  # neighbour thumbnails: a post may be near several photos
     cards = []
     for ph in photos:  # one photo decoded at a time; only its small JPEG data URIs are kept
-        card = _photo_context(ph, p, names, colors, order, settings["divergence"], thumb,
-                              max_clusters)
+        card = _photo_context(ph, p, names, colors, order, comm["name"], thumb, max_clusters)
         card["neighbours"] = [_neighbour_context(n, neighbour_thumb, cache)
                               for n in card["neighbours"]]
         cards.append(card)
+    by_name = {c["filename"]: c for c in cards}
+    for c in cards:  # each group's leader lists its near-copies
+        for f in c["flags"]:
+            if f["duplicate"] and f["flag"].split(":", 1)[1] in by_name:
+                by_name[f["flag"].split(":", 1)[1]]["copies"].append(c["filename"])
 
     bundle = result.get("bundle") or ""
     if isinstance(bundle, Mapping):  # {"name", "path", "created", "k"}
         bundle = bundle.get("name") or Path(str(bundle.get("path") or "")).name
+    ref = result.get("reference") or {}
     return {
         "bundle": str(bundle or ""),
+        "headline": wording.headline(result) if photos else [],
+        "reference": str(ref.get("source") or ""),
         "community": comm,
         "settings": settings,
         "n_ranked": len(photos),

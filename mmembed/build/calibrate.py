@@ -1,0 +1,93 @@
+"""What the build measures on its held-out posts so that a ranking can be trusted.
+
+Every number here comes from the posts the model did not train on. The validation split
+(held out from training, used only to pick the checkpoint) sets them; the test split is kept
+for the evaluation and enters nothing:
+
+- the **temperature** of the soft assignment (:mod:`mmembed.ranking.calibration`), fitted so
+  that the image-only ``q`` of a validation post is as confident as it is right about the
+  cluster of its full post, with the expected calibration error before and after (measured on
+  the test split, which the fit never saw);
+- the **bandwidth** of the local lift (:mod:`mmembed.ranking.density`): the median distance
+  from a post to its ``lift_neighbours``-th nearest other post;
+- the **novelty thresholds** (:class:`mmembed.ranking.trust.Novelty`): the
+  ``novelty_quantile`` of the validation posts' distances to their nearest training post, in
+  the image-only latent (L2) and in the image tower's content features (1 − cosine; the
+  training posts' features go into an index of their own);
+- the **engagement range**: the lowest and highest engagement the model predicts for a
+  training post; a photo's prediction outside it would extrapolate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mmembed.build.embed import Embeddings
+from mmembed.ranking.calibration import expected_calibration_error, fit_temperature, temper
+from mmembed.ranking.density import bandwidth
+from mmembed.ranking.trust import NearestL2, Novelty, TrustSettings
+from mmembed.search.index import PostIndex
+
+__all__ = ["TrustSettings", "calibrate"]
+
+#: Posts sampled to set the lift's bandwidth (its median needs no more).
+BANDWIDTH_SAMPLE = 2000
+
+
+def _lift_bandwidth(index: PostIndex, z_image: np.ndarray, k: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    n = index.ntotal
+    rows = np.sort(rng.choice(n, size=min(n, BANDWIDTH_SAMPLE), replace=False))
+    scores, _, found = index.search(z_image[rows], k + 1)
+    others = np.stack([s[f != r][:k] for s, f, r in zip(scores, found, rows)])
+    return bandwidth(others, min(k, others.shape[1]))
+
+
+def calibrate(clusterer, emb: Embeddings, labels: np.ndarray, split: np.ndarray,
+              fitted: np.ndarray, index: PostIndex, post_ids: list[str],
+              settings: TrustSettings, seed: int = 0
+              ) -> tuple[dict[str, Any], dict[str, float], PostIndex]:
+    """``(calibration, metrics, feature index)`` (see the module docstring).
+
+    ``labels``: every post's full-post cluster; ``fitted``: the rows the clusters, profiles and
+    ``index`` were built from (every split but test); ``index``: those posts' image embeddings.
+    """
+    train, val, test = (split == "train"), (split == "val"), (split == "test")
+    if not val.any():  # no validation split: the training posts stand in (optimistic)
+        val = train
+    log_q_val = clusterer.log_soft_assign(emb.latent_image[val])
+    temperature = fit_temperature(log_q_val, labels[val])
+    metrics: dict[str, float] = {"calibration_temperature": temperature}
+    if test.any():
+        log_q_test = clusterer.log_soft_assign(emb.latent_image[test])
+        metrics["calibration_ece_before"] = expected_calibration_error(
+            temper(log_q_test, 1.0), labels[test])
+        metrics["calibration_ece"] = expected_calibration_error(
+            temper(log_q_test, temperature), labels[test])
+
+    k = int(settings.lift_neighbours)
+    h = _lift_bandwidth(index, emb.z_image[fitted], k, seed)
+
+    train_rows = np.flatnonzero(train)
+    features = PostIndex.build(emb.features[train_rows], [post_ids[i] for i in train_rows],
+                               use_gpu=False)
+    held = np.flatnonzero(val & ~train)
+    if held.size:
+        latent_d = NearestL2(emb.latent_image[train]).distance(emb.latent_image[held])
+        feature_d = 1.0 - features.search(emb.features[held], 1)[0][:, 0].astype(np.float64)
+    else:  # leave one out among the training posts
+        latent_d = np.sort(np.linalg.norm(emb.latent_image[train, None] - emb.latent_image[
+            None, train], axis=-1), axis=1)[:, 1]
+        feature_d = 1.0 - features.search(emb.features[train], 2)[0][:, 1].astype(np.float64)
+    novelty = Novelty.from_held_out(latent_d, feature_d, settings.novelty_quantile)
+    predicted = emb.engagement_pred[train]
+    calibration = {
+        "temperature": temperature,
+        "lift": {"neighbours": k, "bandwidth": h},
+        "novelty": novelty.to_dict(),
+        "engagement_range": [float(predicted.min()), float(predicted.max())],
+        "min_reference": int(settings.min_reference),
+    }
+    return calibration, metrics, features
