@@ -28,12 +28,8 @@ from PIL import Image
 from mmembed.data.post import engagement
 from mmembed.data.sources import SourceError
 from mmembed.data.sources import instaloader as source_module
-from mmembed.data.sources.instaloader import (
-    NETWORK_METHODS,
-    InstaloaderSource,
-    OfflineContext,
-    OfflineError,
-)
+from mmembed.data.sources.instaloader import InstaloaderSource
+from mmembed.data.sources.instaloader_offline import NETWORK_METHODS, OfflineContext, OfflineError
 
 TS = 1714566600  # 2024-05-01 12:30:00 UTC
 PROFILE_ID = "787132"
