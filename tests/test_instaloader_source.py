@@ -17,6 +17,7 @@ import math
 import re
 import socket
 import time
+import zlib
 from pathlib import Path
 
 import instaloader
@@ -71,7 +72,7 @@ def post_node(shortcode, ts, caption, *, likes=10, comments=2, owner=None, typen
     """A GraphQL post node as instaloader saves it; ``drop`` removes fields."""
     node = {
         "__typename": typename,
-        "id": str(abs(hash(shortcode)) % 10**12),
+        "id": str(zlib.crc32(shortcode.encode())),  # hash() is salted per process
         "shortcode": shortcode,
         "is_video": is_video,
         "taken_at_timestamp": ts,
