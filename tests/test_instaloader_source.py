@@ -260,9 +260,19 @@ def test_offline_context_refuses_every_request_at_once():
         with pytest.raises(OfflineError):
             getattr(context, name)("x", {})
     with pytest.raises(OfflineError):
-        context._session.get("https://www.instagram.com/")
-    with pytest.raises(OfflineError):
         context.get_anonymous_session().post("https://www.instagram.com/")
+
+
+def test_a_request_method_missing_from_network_methods_is_still_refused():
+    """The backstop: a request method that NETWORK_METHODS misses (here instaloader's own
+    get_json and do_sleep, put back) sends through the context's session, which refuses it."""
+
+    class Missed(OfflineContext):
+        do_sleep = instaloader.InstaloaderContext.do_sleep
+        get_json = instaloader.InstaloaderContext.get_json
+
+    with pytest.raises(OfflineError, match=r"refused GET https://www\.instagram\.com/x"):
+        Missed().get_json("x", {})
 
 
 #: InstaloaderContext methods that mention sessions/requests but only touch local objects.
