@@ -1,4 +1,6 @@
 import os
+import zlib
+from pathlib import Path
 
 # Before torch/faiss load: their two OpenMP runtimes otherwise spin against each other.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -12,9 +14,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+#: The session's pytest temporary root (``.../pytest-<n>``), recorded by :func:`_basetemp`.
+_BASETEMP: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _basetemp(tmp_path_factory):
+    _BASETEMP[:] = [tmp_path_factory.getbasetemp().resolve()]
+
+
+def _noise_seed(path) -> int:
+    """The same seed for the same file in every run: CRC-32 of the path below the session's
+    temporary root. ``hash()`` is salted per process (PYTHONHASHSEED), and the root's
+    ``pytest-<n>`` changes from one session to the next."""
+    path = Path(path).resolve()
+    for base in _BASETEMP:
+        if path.is_relative_to(base):
+            path = path.relative_to(base)
+    return zlib.crc32(path.as_posix().encode())
+
+
 def write_image(path, size=(32, 24), color=(200, 30, 30), mode="RGB", fmt=None):
+    """A ``size`` image of ``color`` with seeded noise (the same pixels for the same path in
+    every run), saved at ``path`` in ``mode`` and ``fmt``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
+    rng = np.random.default_rng(_noise_seed(path))
     arr = np.clip(np.array(color)[None, None, :3] + rng.integers(-20, 20, (size[1], size[0], 3)),
                   0, 255).astype(np.uint8)
     img = Image.fromarray(arr, "RGB")

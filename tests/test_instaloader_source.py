@@ -17,6 +17,7 @@ import math
 import re
 import socket
 import time
+import zlib
 from pathlib import Path
 
 import instaloader
@@ -28,12 +29,8 @@ from PIL import Image
 from mmembed.data.post import engagement
 from mmembed.data.sources import SourceError
 from mmembed.data.sources import instaloader as source_module
-from mmembed.data.sources.instaloader import (
-    NETWORK_METHODS,
-    InstaloaderSource,
-    OfflineContext,
-    OfflineError,
-)
+from mmembed.data.sources.instaloader import InstaloaderSource
+from mmembed.data.sources.instaloader_offline import NETWORK_METHODS, OfflineContext, OfflineError
 
 TS = 1714566600  # 2024-05-01 12:30:00 UTC
 PROFILE_ID = "787132"
@@ -75,7 +72,7 @@ def post_node(shortcode, ts, caption, *, likes=10, comments=2, owner=None, typen
     """A GraphQL post node as instaloader saves it; ``drop`` removes fields."""
     node = {
         "__typename": typename,
-        "id": str(abs(hash(shortcode)) % 10**12),
+        "id": str(zlib.crc32(shortcode.encode())),  # hash() is salted per process
         "shortcode": shortcode,
         "is_video": is_video,
         "taken_at_timestamp": ts,
@@ -263,9 +260,19 @@ def test_offline_context_refuses_every_request_at_once():
         with pytest.raises(OfflineError):
             getattr(context, name)("x", {})
     with pytest.raises(OfflineError):
-        context._session.get("https://www.instagram.com/")
-    with pytest.raises(OfflineError):
         context.get_anonymous_session().post("https://www.instagram.com/")
+
+
+def test_a_request_method_missing_from_network_methods_is_still_refused():
+    """The backstop: a request method that NETWORK_METHODS misses (here instaloader's own
+    get_json and do_sleep, put back) sends through the context's session, which refuses it."""
+
+    class Missed(OfflineContext):
+        do_sleep = instaloader.InstaloaderContext.do_sleep
+        get_json = instaloader.InstaloaderContext.get_json
+
+    with pytest.raises(OfflineError, match=r"refused GET https://www\.instagram\.com/x"):
+        Missed().get_json("x", {})
 
 
 #: InstaloaderContext methods that mention sessions/requests but only touch local objects.

@@ -25,13 +25,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from mmembed.data.sources import SourceError
-from mmembed.data.sources.openclipart import (
-    OTHER_ACCOUNT,
-    ROOT_SUBDIR,
-    MetadataError,
-    OpenclipartSource,
-    read_svg_metadata,
-)
+from mmembed.data.sources.openclipart import OTHER_ACCOUNT, ROOT_SUBDIR, OpenclipartSource
+from mmembed.data.sources.openclipart_metadata import MetadataError, read_svg_metadata
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "data" / "openclipart.yaml"
 RED = (220, 20, 20)

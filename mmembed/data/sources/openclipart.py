@@ -40,10 +40,9 @@ keyword (``computer``, ``signs_and_symbols``, ``unsorted``): tags of the library
 the drawing. Kept, they hand the topic label to the text tower, so ``drop_folder_keywords``
 (default on) removes keywords equal to one of the drawing's folder names.
 
-**Untrusted input.** SVGs are parsed with defusedxml (no entity expansion, no external
-references, no DTD fetching); only the metadata block is read, stopping there. A file with
-unreadable or missing metadata (no title, no creator) is skipped with its reason.
-
+**Metadata.** Read from each SVG's ``cc:Work`` block, as untrusted input, by
+:mod:`mmembed.data.sources.openclipart_metadata`; a file with unreadable or missing metadata (no
+title, no creator) is skipped with its reason.
 Layout of the packages (1:0.18+dfsg-19 on Debian bookworm)::
 
     usr/share/openclipart/svg/<category>/<sub>/.../<name>.svg   drawing + metadata
@@ -53,25 +52,19 @@ Layout of the packages (1:0.18+dfsg-19 on Debian bookworm)::
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from xml.etree.ElementTree import ParseError
 
-import defusedxml
-import defusedxml.ElementTree as SafeET
 import numpy as np
 
 from mmembed.data.images import ImageError, cache_square, colourfulness
 from mmembed.data.post import Corpus, Post, Skipped, make_post
 from mmembed.data.sources import SourceError, debian
 from mmembed.data.sources.debian import DebianPackage
+from mmembed.data.sources.openclipart_metadata import SvgMetadata, SvgMetadataCache
 
 SVG_PACKAGE = DebianPackage("openclipart-svg", size_mb=25)
 PNG_PACKAGE = DebianPackage("openclipart-png", size_mb=131)
@@ -80,21 +73,6 @@ SVG_SUBDIR = f"{ROOT_SUBDIR}/svg"
 PNG_SUBDIR = f"{ROOT_SUBDIR}/png"
 #: The account that holds the drawings of creators with fewer than ``min_account_posts``.
 OTHER_ACCOUNT = "other_creators"
-_ISO_DATE_RE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b")
-
-
-class MetadataError(ValueError):
-    """An SVG whose metadata cannot give a post; the message is the reason it is skipped."""
-
-
-@dataclass(frozen=True)
-class SvgMetadata:
-    """What a drawing's ``cc:Work`` block says: title, subject keywords, creator, date."""
-
-    title: str
-    keywords: tuple[str, ...]
-    creator: str
-    date: str
 
 
 @dataclass(frozen=True)
@@ -107,57 +85,6 @@ class _Drawing:
     def folders(self) -> tuple[str, ...]:
         return self.rel.parent.parts
 
-
-def read_svg_metadata(path: str | Path) -> SvgMetadata:
-    """The metadata of one SVG file, or :class:`MetadataError` saying why there is none.
-
-    The file is untrusted: defusedxml refuses entity declarations (no "billion laughs"), external
-    entities and DTD fetching, and parsing stops at the end of the first ``cc:Work`` element, so
-    the drawing itself is never read. Elements are matched by local name, because about a fifth
-    of the files declare no SVG namespace. Keywords are the ``rdf:li`` items under
-    ``dc:subject`` (or its comma-separated text when it has none); the creator is the text under
-    ``dc:creator`` (usually ``cc:Agent/dc:title``).
-    """
-    work = None
-    try:
-        for _, element in SafeET.iterparse(str(path), events=("end",)):
-            if _local(element.tag) == "Work":
-                work = element
-                break
-    except defusedxml.DefusedXmlException as exc:
-        what = {"EntitiesForbidden": "XML entity declarations",
-                "ExternalReferenceForbidden": "external XML references"}.get(
-                    type(exc).__name__, "forbidden XML constructs")
-        raise MetadataError(
-            f"refused SVG: it uses {what}, which are not expanded in untrusted input ({exc})"
-        ) from None
-    except (ParseError, OSError) as exc:
-        raise MetadataError(f"unreadable SVG: {exc}") from None
-    if work is None:
-        raise MetadataError("no metadata: the SVG has no cc:Work block (dc:title, dc:creator)")
-    children: dict[str, object] = {}
-    for child in work:
-        children.setdefault(_local(child.tag), child)
-    title = _text(children.get("title"))
-    if not title:
-        raise MetadataError("no title: dc:title is missing or empty")
-    creator = _text(children.get("creator"))
-    if not creator:
-        raise MetadataError("no creator: dc:creator is missing or empty")
-    subject = children.get("subject")
-    keywords: list[str] = []
-    if subject is not None:
-        items = [el for el in subject.iter() if _local(el.tag) == "li"]
-        if items:
-            keywords = [_text(el) for el in items]
-        else:
-            keywords = re.split(r"[,;]", _text(subject))
-    return SvgMetadata(
-        title=title,
-        keywords=tuple(k for k in (k.strip() for k in keywords) if k),
-        creator=creator,
-        date=_text(children.get("date")),
-    )
 
 
 class OpenclipartSource:
@@ -317,7 +244,7 @@ class OpenclipartSource:
     def _scan(self, root: Path) -> tuple[list[_Drawing], list[Skipped], dict[str, int]]:
         """One drawing per real PNG file, with its SVG's metadata; sorted by path."""
         png_dir, svg_dir = root / "png", root / "svg"
-        metadata = _MetadataCache(self.cache_dir / "metadata.json")
+        metadata = SvgMetadataCache(self.cache_dir / "metadata.json")
         counts = {"pngs": 0, "linked_copies": 0, "excluded_folders": 0}
         drawings: list[_Drawing] = []
         skipped: list[Skipped] = []
@@ -401,7 +328,7 @@ class OpenclipartSource:
                 "comments": 0,
                 "followers": f,
                 "account": account,
-                "timestamp": _timestamp(drawing.meta.date),
+                "timestamp": drawing.meta.timestamp,
                 "source": "openclipart",
                 "topic": topic,
                 "true_engagement": float(np.log((f * expected + 1.0) / f)),
@@ -432,97 +359,9 @@ class OpenclipartSource:
 # ---------------------------------------------------------------------- helpers
 
 
-class _MetadataCache:
-    """:func:`read_svg_metadata` of each SVG, kept in a JSON file between loads.
-
-    Parsing ~6,700 SVGs takes ~10 s; this makes every load after the first skip it. An entry is
-    used only while the file's size and modification time are unchanged. The file is ours
-    (written by this class into the cache folder); a damaged one is ignored and rewritten.
-    """
-
-    VERSION = 1
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        self.changed = False
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") == self.VERSION:
-                self.entries = dict(data["files"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
-
-    def read(self, svg: Path) -> SvgMetadata | str:
-        """The metadata, or the reason the file has none."""
-        key = str(svg)
-        try:
-            st = svg.stat()
-        except OSError as exc:
-            return f"unreadable SVG: {exc}"
-        stamp = [st.st_size, st.st_mtime_ns]
-        entry = self.entries.get(key)
-        if isinstance(entry, dict) and entry.get("stamp") == stamp:
-            if "error" in entry:
-                return str(entry["error"])
-            try:
-                m = entry["meta"]
-                return SvgMetadata(str(m["title"]), tuple(map(str, m["keywords"])),
-                                   str(m["creator"]), str(m["date"]))
-            except (KeyError, TypeError):
-                pass
-        try:
-            meta = read_svg_metadata(svg)
-            self.entries[key] = {"stamp": stamp, "meta": asdict(meta)}
-        except MetadataError as exc:
-            meta = str(exc)
-            self.entries[key] = {"stamp": stamp, "error": meta}
-        self.changed = True
-        return meta
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".json.tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"version": self.VERSION, "files": self.entries}, fh)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def _local(tag) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-
-
-def _text(element) -> str:
-    """All text under ``element``, whitespace collapsed ('' for None)."""
-    if element is None:
-        return ""
-    return " ".join(" ".join(element.itertext()).split())
-
-
 def _account_name(creator: str) -> str:
     """``Nicu Buculei`` → ``nicu_buculei``: case and punctuation variants of a name merge."""
     return re.sub(r"[^\w]+", "_", creator.lower()).strip("_") or "unknown_creator"
-
-
-def _timestamp(date: str) -> str:
-    """``dc:date`` as ISO 8601 when it reads as year-month-day, else '' (unknown).
-
-    The dates are free text ("19 08 2005", "September 2004", "2005/08/31"); only the
-    unambiguous year-first forms are read.
-    """
-    match = _ISO_DATE_RE.match(date or "")
-    if not match:
-        return ""
-    try:
-        return datetime(*map(int, match.groups()), tzinfo=UTC).isoformat()
-    except ValueError:
-        return ""
 
 
 def _post_ids(drawings: list[_Drawing]) -> list[str]:
