@@ -45,6 +45,7 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.data.sources.tuxpaint.TuxpaintSource",
     "mmembed.data.sources.manifest.ManifestSource",
     "mmembed.data.sources.instaloader.InstaloaderSource",
+    "mmembed.data.sources.openclipart.OpenclipartSource",
 })
 
 TARGET_KEY = "_target_"

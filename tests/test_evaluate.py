@@ -40,17 +40,22 @@ def test_metrics_are_present_and_in_range(result):
     assert -1.0 <= result["engagement_src"] <= 1.0
     assert result["held_out"] > 0 and result["communities"]
     baselines = result["baselines"]
-    assert set(baselines) == {"random", "engagement_only", "fit_only", "alpha_sweep"}
+    assert set(baselines) == {"random", "engagement_only", "cluster_kl_only", "fit_only",
+                              "alpha_sweep"}
     assert set(baselines["alpha_sweep"]) == {str(a) for a in EvalSettings().alphas}
-    for name in ("random", "engagement_only", "fit_only"):
+    for name in ("random", "engagement_only", "cluster_kl_only", "fit_only"):
         for metric in ("ndcg@10", "precision@10"):
             assert 0.0 <= baselines[name][metric] <= 1.0, (name, metric)
     # planted data: the score finds the community's posts far better than chance (seen margins
     # 0.2-0.35 over seeds 0-2 at this size)
     assert result["ndcg@10"] > baselines["random"]["ndcg@10"]
-    # the default alpha (rank.yaml's 0.3) is in the sweep and agrees with the headline number
-    assert result["settings"]["alpha"] == 0.3
-    assert baselines["alpha_sweep"]["0.3"]["ndcg@10"] == result["ndcg@10"]
+    # the default alpha is in the sweep; the headline is rank.py's own order (flagged photos
+    # and near-copies after the rest), so it can differ from the plain blend at that alpha
+    assert result["settings"]["alpha"] == 0.3 and "0.3" in baselines["alpha_sweep"]
+    assert 0.0 <= result["tied_fit_top20"] <= 1.0
+    # held-out and training figures side by side; no full-post engagement figure (the head
+    # never sees the caption, so it could only repeat engagement_src)
+    assert result["nmi_train"] is not None and "engagement_src_full" not in result
     assert baselines["alpha_sweep"]["0.0"] == baselines["fit_only"]
     assert baselines["alpha_sweep"]["1.0"] == baselines["engagement_only"]
 

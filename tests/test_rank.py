@@ -124,12 +124,15 @@ def test_alpha_extremes_order_by_fit_and_by_engagement(ranker, dataset):
     paths = sorted(dataset["shoot"].glob("*.jpg"))
     community = ranker.default_community()
     by_fit = ranked(ranker, paths, community, RankSettings(alpha=0.0))["photos"]
-    fits = [p["fit"] for p in by_fit]
-    assert fits == sorted(fits)
+    fits = [p["fit"] for p in by_fit if not p["flags"]]  # flagged photos come after these
+    assert len(fits) > 1 and fits == sorted(fits)
     by_eng = ranked(ranker, paths, community, RankSettings(alpha=1.0))["photos"]
-    eng = [p["engagement"] for p in by_eng]
+    eng = [p["engagement"] for p in by_eng if not p["flags"]]
     assert eng == sorted(eng, reverse=True)
     assert {p["image"] for p in by_fit} == {p["image"] for p in by_eng}
+    # the fit is the cluster-level KL minus the local lift, exactly
+    for p in by_fit:
+        assert p["fit"] == pytest.approx(p["fit_cluster"] - p["fit_local"], abs=1e-12)
 
 
 def test_explanations_and_suggestions(ranker, dataset):
@@ -138,7 +141,11 @@ def test_explanations_and_suggestions(ranker, dataset):
                                 RankSettings(neighbours=10))
     members = set(ranker.communities[community].members)
     for photo in result["photos"]:
-        assert len(photo["drivers"]) <= 3 and all(d["contribution"] > 0 for d in photo["drivers"])
+        e = photo["explanation"]  # what the photo is, and how that does for the community
+        assert e["cluster"] == photo["top_cluster"] and e["share"] == max(photo["q"])
+        assert e["community_share"] == pytest.approx(
+            ranker.communities[community].profile[e["cluster"]["id"]])
+        assert e["local_ratio"] == pytest.approx(np.exp(photo["fit_local"]))
         sims = [n["similarity"] for n in photo["neighbours"]]
         assert len(sims) == 3 and sims == sorted(sims, reverse=True)
         assert {n["post_id"] for n in photo["neighbours"]} <= members
@@ -148,7 +155,7 @@ def test_explanations_and_suggestions(ranker, dataset):
         assert len(photo["mentions"]) <= 5
         assert len(photo["captions"]) == len(set(photo["captions"])) <= 3
         assert photo["captions"][0] == photo["neighbours"][0]["caption"]
-        assert 0 <= photo["percentile"] <= 100
+        assert photo["audience_score"] is None or 0 <= photo["audience_score"] <= 100
 
 
 def test_a_photos_numbers_do_not_depend_on_its_batch(ranker, dataset):
@@ -163,7 +170,8 @@ def test_a_photos_numbers_do_not_depend_on_its_batch(ranker, dataset):
         return {p["name"]: p for p in result["photos"]}
 
     def numbers(p):
-        return (p["q"], p["fit"], p["engagement"], p["neighbours"], p["hashtags"])
+        return (p["q"], p["fit"], p["fit_local"], p["engagement"], p["neighbours"],
+                p["hashtags"], p["audience_score"], p["flags"])
 
     together = photos(paths)  # 12 photos: a full batch of 8, then 4 padded to 8
     backwards = photos(paths[::-1])  # other positions, other partners

@@ -16,10 +16,13 @@ XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 def photo(rank, image, **extra):
     out = {
         "image": str(image), "status": "ranked", "rank": rank, "score": 1.5 - rank,
-        "fit": 0.1 * rank, "engagement": -3.5, "expected_likes": 1234.0 if rank == 1 else None,
-        "percentile": 83.0 if rank == 1 else 40.0, "q": [0.7, 0.2, 0.1], "top_cluster": 0,
-        "drivers": [{"cluster": 1, "name": "nightlife · club", "contribution": 0.12},
-                    {"cluster": 0, "name": "climbing · crag", "contribution": -0.05}],
+        "fit": 0.1 * rank, "fit_cluster": 0.3, "fit_local": 0.3 - 0.1 * rank,
+        "engagement": -3.5, "expected_likes": 1234.0 if rank == 1 else None,
+        "audience_score": 83.0 if rank == 1 else 40.0, "flags": [], "duplicate_group": None,
+        "q": [0.7, 0.2, 0.1], "top_cluster": 0,
+        "explanation": {"cluster": {"id": 0, "name": "climbing · crag"}, "share": 0.7,
+                        "community_share": 0.6, "cluster_engagement_ratio": 1.25,
+                        "local_ratio": 2.0, "runner_up": None},
         "neighbours": [], "hashtags": [{"tag": "bouldering", "weight": 0.9, "count": 12}],
         "mentions": [{"mention": "cragworks", "weight": 0.5, "count": 3}],
         "captions": ["Send it!"],
@@ -42,7 +45,10 @@ def result(tmp_path, make_image):
                       "top_hashtags": [["climbing", 40], ["crag", 12]]},
         "clusters": [{"id": 0, "name": "climbing · crag"}, {"id": 1, "name": "nightlife · club"},
                      {"id": 2, "name": "food · plate"}],
-        "settings": {"alpha": 0.3, "divergence": "kl_pq", "eps": 1e-3, "followers": 10000},
+        "settings": {"alpha": 0.3, "divergence": "kl_pq", "eps": 1e-3, "followers": 10000,
+                     "lift_weight": 1.0},
+        "reference": {"posts": 30, "source": "30 held-out posts"},
+        "post": [str(good)],
         "photos": [
             photo(1, good, neighbours=[
                 {"post_id": "p1", "caption": "Top out at dawn", "similarity": 0.91,
@@ -76,6 +82,10 @@ def test_report_is_self_contained_in_rank_order(result, tmp_path):
         assert base64.b64decode(s.split(",", 1)[1])[:2] == b"\xff\xd8"
     # numbers a social media manager reads
     assert "beats <b>83%</b> of this community" in html
+    # "post these" leads, in plain words; nats are in the details
+    assert "Post this for rockclimbing:" in html
+    assert "mostly climbing · crag (70%)" in html and "1.2× their usual engagement" in html
+    assert html.index("Post this for rockclimbing") < html.index("Ranked photos")
     assert "≈ 1,234 likes" in html
     assert "3.0%" in html  # exp(-3.5) = 3.0 % engagement rate
     assert "#bouldering" in html and "@cragworks" in html and "Send it!" in html

@@ -160,4 +160,5 @@ def test_seed_baseline_is_evaluated_with_the_same_metrics(seed_bundle):
                 "engagement_src", "ndcg@10"):
         assert res[key] is not None, key
     assert 0.0 <= res["nmi"] <= 1.0 and 0.0 <= res["image_only_agreement"] <= 1.0
-    assert set(res["baselines"]) == {"random", "engagement_only", "fit_only", "alpha_sweep"}
+    assert set(res["baselines"]) == {"random", "engagement_only", "cluster_kl_only", "fit_only",
+                                     "alpha_sweep"}

@@ -53,14 +53,14 @@ def headline(result: Mapping[str, Any]) -> list[str]:
     if not chosen:
         ranked = [p for p in result["photos"] if p.get("audience_score") is not None]
         best = max(ranked, key=lambda p: p["audience_score"], default=None)
-        tail = (f" The best, {best['name']}, beats {best['audience_score']:.0f}% of them."
+        tail = (f" The best, {_name(best['image'])}, beats {best['audience_score']:.0f}% of them."
                 if best else "")
         return [f"Post none of these yet: no photo beats half of {community}'s own posts."
                 + tail]
     lines = [f"Post {'this' if len(chosen) == 1 else f'these {len(chosen)}'} "
              f"for {community}:"]
     for p in chosen:
-        lines.append(f"{p['rank']}. {p['name']}: beats {p['audience_score']:.0f}% of "
+        lines.append(f"{p['rank']}. {_name(p['image'])}: beats {p['audience_score']:.0f}% of "
                      f"{community}'s own posts; {explanation(p, community)}")
     return lines
 
