@@ -38,7 +38,7 @@ def strangers(folder: Path) -> dict[str, Path]:
     text = Image.new("RGB", (480, 360), (255, 255, 255))
     draw = ImageDraw.Draw(text)
     for i in range(14):
-        draw.text((12, 8 + 25 * i), "Terms of service, section %d: the user agrees to" % i,
+        draw.text((12, 8 + 25 * i), f"Terms of service, section {i}: the user agrees to",
                   fill=(20, 20, 20))
     text.save(out["text"])
     face = Image.new("RGB", (360, 480), (210, 190, 170))
