@@ -11,9 +11,11 @@ for the evaluation and enters nothing:
 - the **bandwidth** of the local lift (:mod:`mmembed.ranking.density`): the median distance
   from a post to its ``lift_neighbours``-th nearest other post;
 - the **novelty thresholds** (:class:`mmembed.ranking.trust.Novelty`): the
-  ``novelty_quantile`` of the validation posts' distances to their nearest training post, in
-  the image-only latent (L2) and in the image tower's content features (1 − cosine; the
-  training posts' features go into an index of their own);
+  ``novelty_quantile`` of the held-out posts' distances to their nearest training post, in the
+  image tower's content features (1 − cosine; the training posts' features go into an index of
+  their own; every training post's distance to its nearest other one counts as held out, the
+  features being frozen) and in the image-only latent (L2; validation posts only, and
+  ``latent_margin`` times that quantile, since a few hundred posts set it);
 - the **engagement range**: the lowest and highest engagement the model predicts for a
   training post; a photo's prediction outside it would extrapolate.
 """
@@ -74,14 +76,20 @@ def calibrate(clusterer, emb: Embeddings, labels: np.ndarray, split: np.ndarray,
     features = PostIndex.build(emb.features[train_rows], [post_ids[i] for i in train_rows],
                                use_gpu=False)
     held = np.flatnonzero(val & ~train)
+    # Frozen tower features owe nothing to training, so each training post's distance to the
+    # nearest *other* training post is a held-out distance too: thousands of them give a
+    # stable quantile. The latent was trained on those posts, so only held-out posts count.
+    loo = 1.0 - features.search(emb.features[train_rows], 2)[0][:, 1].astype(np.float64)
     if held.size:
         latent_d = NearestL2(emb.latent_image[train]).distance(emb.latent_image[held])
-        feature_d = 1.0 - features.search(emb.features[held], 1)[0][:, 0].astype(np.float64)
-    else:  # leave one out among the training posts
+        feature_d = np.concatenate(
+            [1.0 - features.search(emb.features[held], 1)[0][:, 0].astype(np.float64), loo])
+    else:  # leave one out among the training posts (optimistic in the latent)
         latent_d = np.sort(np.linalg.norm(emb.latent_image[train, None] - emb.latent_image[
             None, train], axis=-1), axis=1)[:, 1]
-        feature_d = 1.0 - features.search(emb.features[train], 2)[0][:, 1].astype(np.float64)
-    novelty = Novelty.from_held_out(latent_d, feature_d, settings.novelty_quantile)
+        feature_d = loo
+    novelty = Novelty.from_held_out(latent_d, feature_d, settings.novelty_quantile,
+                                    latent_margin=settings.latent_margin)
     predicted = emb.engagement_pred[train]
     calibration = {
         "temperature": temperature,

@@ -410,7 +410,8 @@ class Ranker:
                 flags=flags, duplicate_group=int(groups[i]) if sizes[groups[i]] > 1 else None,
                 score=float(scores[i]),
                 audience_score=None if photos.unlike[i] else float(audience[i]),
-                expected_likes=None if likes[i] is None else float(likes[i]), **idea))
+                expected_likes=(None if likes[i] is None or photos.unlike[i]
+                                else float(likes[i])), **idea))
         for rank, i in enumerate(self._order(ranked, photos, scores, leaders, settings), 1):
             ranked[i].rank = rank
         ranked.sort(key=lambda p: p.rank)

@@ -5,9 +5,10 @@
     from its own. Measured in two spaces, because either can miss what the other sees: the
     clustered latent of the image alone, and the image tower's own features (a blank frame or
     a screenshot of text can project to a plausible latent, but not to plausible features).
-    The threshold in each space is the ``quantile`` (0.99) of the held-out (validation)
-    posts' nearest-training-post distance, so about 1 % of ordinary photos like the training
-    data are flagged in each space, and anything stranger than that always is.
+    The threshold in each space is the ``quantile`` (0.99) of held-out posts' distances to their
+    nearest training post (:mod:`mmembed.build.calibrate` says which posts, and why the latent's
+    gets a margin), so about 1 % of ordinary photos are flagged, and anything stranger than
+    nearly every held-out post always is.
 ``engagement_unreliable``
     The predicted engagement would extrapolate: the photo is unlike the training data, or
     the prediction lies outside the range the model predicted for its training posts. The
@@ -39,6 +40,10 @@ class TrustSettings:
     lift_neighbours: the nearest posts the local lift reads around a photo.
     novelty_quantile: a photo farther from the training posts than this share of the
         held-out posts is flagged ``unlike_training_data``.
+    latent_margin: the latent's threshold is this times its quantile: only the validation
+        posts set it (a few dozen in a small corpus, so its 99th percentile is nearly their
+        maximum and moves a lot), and the margin keeps that noise from flagging ordinary
+        photos. The tower-feature threshold needs none (thousands of posts set it).
     min_reference: a community's audience score needs at least this many of its own
         held-out posts; with fewer, its training posts join the reference (scored with
         themselves left out of their neighbourhoods).
@@ -46,6 +51,7 @@ class TrustSettings:
 
     lift_neighbours: int = 30
     novelty_quantile: float = 0.99
+    latent_margin: float = 1.25
     min_reference: int = 20
 
 
@@ -64,8 +70,9 @@ class Novelty:
 
     @classmethod
     def from_held_out(cls, latent_distance: ArrayLike, feature_distance: ArrayLike,
-                      quantile: float = 0.99) -> Novelty:
-        """Thresholds from the held-out posts' nearest-training-post distances."""
+                      quantile: float = 0.99, latent_margin: float = 1.0) -> Novelty:
+        """Thresholds from the held-out posts' nearest-training-post distances (the latent's
+        times ``latent_margin``)."""
         if not 0 < quantile <= 1:
             raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
         lat = np.asarray(latent_distance, dtype=np.float64)
@@ -73,8 +80,8 @@ class Novelty:
         if lat.size == 0 or feat.size == 0:
             raise ValueError("need held-out posts to set the novelty thresholds; keep "
                              "datamodule.val_fraction > 0")
-        return cls(float(np.quantile(lat, quantile)), float(np.quantile(feat, quantile)),
-                   float(quantile))
+        return cls(float(latent_margin * np.quantile(lat, quantile)),
+                   float(np.quantile(feat, quantile)), float(quantile))
 
     def unlike(self, latent_distance: ArrayLike, feature_distance: ArrayLike) -> np.ndarray:
         """``[n]`` bool: farther than the threshold in either space."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLAG_TEXT", "explanation", "flag_text", "headline", "rate"]
+__all__ = ["FLAG_TEXT", "explanation", "flag_text", "headline", "rate", "summary"]
 
 FLAG_TEXT = {
     "unlike_training_data": "unlike anything in the training posts: its scores are guesses",
@@ -61,8 +61,29 @@ def headline(result: Mapping[str, Any]) -> list[str]:
              f"for {community}:"]
     for p in chosen:
         lines.append(f"{p['rank']}. {_name(p['image'])}: beats {p['audience_score']:.0f}% of "
-                     f"{community}'s own posts; {explanation(p, community)}")
+                     f"{community}'s own posts. {summary(p, community)}")
     return lines
+
+
+def summary(photo: Mapping[str, Any], community: str) -> str:
+    """The short why: what it is, how much of the community's posting that is, how it does,
+    and the predicted engagement."""
+    e = photo.get("explanation") or {}
+    likes = photo.get("expected_likes")
+    engagement = rate(photo.get("engagement")) + (f" (≈ {likes:,.0f} likes)" if likes else "")
+    if not e:
+        return f"Predicted engagement {engagement}."
+    text = (f"Mostly {e['cluster']['name']}, {100 * e['community_share']:.0f}% of what they "
+            "post")
+    ratio = e.get("cluster_engagement_ratio")
+    if ratio is not None:
+        text += f", where their posts get {_times(ratio)} engagement"
+    return text + f"; predicted engagement {engagement}."
+
+
+def _times(ratio: float) -> str:
+    """"1.3× their usual", "about their usual" within 5 %."""
+    return "about their usual" if abs(ratio - 1.0) < 0.05 else f"{ratio:.1f}× their usual"
 
 
 def explanation(photo: Mapping[str, Any], community: str) -> str:
@@ -78,7 +99,7 @@ def explanation(photo: Mapping[str, Any], community: str) -> str:
     parts.append(f"{100 * e['community_share']:.0f}% of what {community} posts is {cluster}")
     ratio = e.get("cluster_engagement_ratio")
     if ratio is not None:
-        parts.append(f"their posts there get {ratio:.1f}× their usual engagement")
+        parts.append(f"their posts there get {_times(ratio)} engagement")
     local = e.get("local_ratio")
     if local is not None:
         parts.append(f"posts like it are {local:.1f}× as often theirs as posts in general")
