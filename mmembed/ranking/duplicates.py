@@ -13,7 +13,8 @@ or when the hashes alone are nearly identical (at most ``same_hamming`` bits). R
 small, detailed image at JPEG quality 40–95 moved its hash by 6–10 bits in our tests, while two
 different photos of one subject in one style (a shoot's) differed by 16 or more, with image
 embeddings as close as 0.96: hence both signals together, and a cosine threshold above that.
-Groups are the connected components of that relation (a union–find), so a chain of variants is one group.
+Groups are the connected components of that relation (a union–find), so a chain of variants is
+one group.
 
 The **leader** of a group is its best member: the highest score, except where the predicted
 engagement cannot tell the members apart (within ``engagement_tolerance`` of the group's best
