@@ -292,16 +292,35 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     return res
 
 
-def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
-                          batch_size: int = 64, ranker: Ranker | None = None) -> dict[str, Any]:
-    """Reference clustering: k-means on the bundle's image-tower features, no learning at all.
+class _WithTokens:
+    """A photo loader whose batches also carry the posts' tokenised captions."""
 
-    Every post of the bundle (``posts.jsonl``) is decoded as ``rank.py`` decodes photos and
-    put through the bundle's image tower alone (for a frozen pretrained tower: the features
-    before any projection, without appended photo statistics); the L2-normalised features are
-    clustered with the project's k-means
-    (:class:`~mmembed.communities.clustering.KMeansClusterer`, fitted on all posts like the
-    bundle's own clusters) once per ``k``. Returns ``{"tower", "frozen", "held_out",
+    def __init__(self, loader, captions: dict[str, str], tokenize):
+        self.loader, self.captions, self.tokenize = loader, captions, tokenize
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if batch["image"] is not None:
+                batch["tokens"] = self.tokenize([self.captions[str(p)] for p in batch["paths"]])
+            yield batch
+
+
+def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
+                          batch_size: int = 64, ranker: Ranker | None = None,
+                          text: bool = True) -> dict[str, Any]:
+    """Reference clustering: k-means on the bundle's frozen tower features, no learning at all.
+
+    Every post of the bundle is decoded as ``rank.py`` decodes photos and put through the
+    bundle's towers alone (``predict_step``; for frozen pretrained towers: the features before
+    any projection, without appended photo statistics): the image tower's content features and,
+    with ``text`` and a text tower, the text tower's features of the caption, each
+    L2-normalised and then concatenated. They are clustered with the project's k-means
+    (:class:`~mmembed.communities.clustering.KMeansClusterer`) once per ``k``, fitted like the
+    bundle's own clusters on every post but the held-out ones, which are then assigned to their
+    nearest centroid. Returns ``{"tower", "text_tower", "frozen", "held_out", "skipped",
     "by_k": {k: {"nmi", "ari"}}}`` measured on the held-out posts against their planted topic.
     """
     from mmembed.communities.clustering import KMeansClusterer
@@ -309,29 +328,42 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
     ranker = ranker or Ranker.from_bundle(bundle_path)
     rows = ranker.posts()
     if any(r.get("topic") is None for r in rows):
-        raise RankError(f"{ranker.bundle.path / 'posts.jsonl'} has posts without a planted topic; "
-                        "the reference needs data with truth (synthetic or tuxpaint)")
+        raise RankError(f"bundle {ranker.bundle.path} has posts without a planted topic; the "
+                        "reference needs data with truth (synthetic, tuxpaint, openclipart)")
     by_path = {str(Path(r["image_path"])): r for r in rows}
-    tower, content_dim = ranker.model.image_tower, ranker.model.content_dim
-    feats, kept, errors = [], [], []
+    model = ranker.model
+    use_text = text and model.text_tower is not None
     loader = photo_loader([Path(r["image_path"]) for r in rows], ranker.image_size, batch_size)
-    for batch, out in predict_batches(ranker.model, loader, ("image_features",)):
+    if use_text:
+        loader = _WithTokens(loader, {p: r.get("caption") or "" for p, r in by_path.items()},
+                             model.text_tower.tokenizer_fn())
+    parts: list[np.ndarray] = []
+    kept, errors = [], []
+    for batch, out in predict_batches(model, loader, ("image_features", "text_features")):
         errors += batch["errors"]
-        if out:  # the tower's features, without appended photo statistics
-            feats.append(out["image_features"][:, :content_dim].numpy())
-            kept += [by_path[str(p)] for p in batch["paths"]]
-    if not feats:
-        raise RankError(f"none of the {len(rows)} photos of {ranker.bundle.path / 'posts.jsonl'} "
-                        f"could be read (first: {errors[0].path}: {errors[0].reason}); rebuild "
-                        "the bundle where its data is")
-    x = np.concatenate(feats)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        if not out:
+            continue
+        pieces = [out["image_features"][:, :model.content_dim].numpy()]
+        if use_text:
+            pieces.append(out["text_features"].numpy())
+        parts.append(np.concatenate(
+            [x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) for x in pieces],
+            axis=1))
+        kept += [by_path[str(p)] for p in batch["paths"]]
+    if not parts:
+        raise RankError(f"none of the {len(rows)} photos of bundle {ranker.bundle.path} could "
+                        f"be read (first: {errors[0].path}: {errors[0].reason}); rebuild the "
+                        "bundle where its data is")
+    x = np.concatenate(parts).astype(np.float32)
     held = np.asarray([r.get("split") == "test" for r in kept])
     topics = [r["topic"] for r, h in zip(kept, held) if h]
     by_k = {}
     for k in ks:
-        labels = np.asarray(KMeansClusterer(k=int(k), seed=seed).fit(x).labels_)
-        by_k[int(k)] = truth_metrics(labels[held], topics)
+        clusterer = KMeansClusterer(k=int(k), seed=seed).fit(x[~held])
+        labels = clusterer.soft_assign(x[held]).argmax(axis=1)
+        by_k[int(k)] = truth_metrics(labels, topics)
     model_cfg = ranker.bundle.config.get("model") or {}
-    return {"tower": type(tower).__name__, "frozen": bool(model_cfg.get("freeze_towers", False)),
+    return {"tower": type(model.image_tower).__name__,
+            "text_tower": type(model.text_tower).__name__ if use_text else None,
+            "frozen": bool(model_cfg.get("freeze_towers", False)),
             "held_out": int(held.sum()), "skipped": len(errors), "by_k": by_k}
