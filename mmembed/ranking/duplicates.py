@@ -46,14 +46,21 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
+#: Bits set in each byte value (popcount by lookup, for packed hashes).
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+#: Photos compared with all others at once; memory stays O(chunk × n), not O(n²).
+_CHUNK = 256
+
+
 def duplicate_groups(hashes: ArrayLike, features: ArrayLike, max_hamming: int = 12,
                      min_cosine: float = 0.97, same_hamming: int = 6) -> np.ndarray:
     """Group id of each photo, ``[n]`` int (ids ``0..G-1`` in order of first member).
 
     ``hashes``: ``[n, 64]`` bool pHashes; ``features``: ``[n, D]`` image features (normalised
-    here). See the module docstring for the relation.
+    here). See the module docstring for the relation. Pairs are compared a block of rows at a
+    time, so a folder of thousands of photos needs no n × n × 64 array.
     """
-    h = np.asarray(hashes, dtype=bool)
+    h = np.packbits(np.asarray(hashes, dtype=bool), axis=1)
     f = np.asarray(features, dtype=np.float64)
     n = h.shape[0]
     if f.shape[0] != n:
@@ -62,14 +69,19 @@ def duplicate_groups(hashes: ArrayLike, features: ArrayLike, max_hamming: int = 
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    hamming = (h[:, None, :] != h[None, :, :]).sum(axis=2)
-    cosine = f @ f.T
-    close = (hamming <= same_hamming) | ((hamming <= max_hamming) & (cosine >= min_cosine))
     parent = list(range(n))
-    for i, j in zip(*np.nonzero(np.triu(close, 1))):
-        ri, rj = _find(parent, int(i)), _find(parent, int(j))
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
+    for start in range(0, n, _CHUNK):
+        rows = slice(start, min(n, start + _CHUNK))
+        hamming = _POPCOUNT[h[rows, None, :] ^ h[None, :, :]].sum(axis=2, dtype=np.int64)
+        cosine = f[rows] @ f.T
+        close = (hamming <= same_hamming) | ((hamming <= max_hamming) & (cosine >= min_cosine))
+        for i, j in zip(*np.nonzero(close)):
+            i, j = int(i) + start, int(j)
+            if j <= i:
+                continue
+            ri, rj = _find(parent, i), _find(parent, j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
     roots = [_find(parent, i) for i in range(n)]
     ids: dict[int, int] = {}
     return np.asarray([ids.setdefault(r, len(ids)) for r in roots], dtype=np.int64)
