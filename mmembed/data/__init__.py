@@ -26,8 +26,9 @@ def load_corpus(data_cfg) -> Corpus:
     return instantiate(data_cfg).load()
 
 
-def check_images(corpus: Corpus, workers: int = 4, progress: Progress = QUIET,
-                 size: int | None = None) -> Corpus:
+def check_images(
+    corpus: Corpus, workers: int = 4, progress: Progress = QUIET, size: int | None = None
+) -> Corpus:
     """Decode every post's image (at ``size``, as the datamodule will) and move the ones that
     fail to ``corpus.skipped``.
 
@@ -41,13 +42,19 @@ def check_images(corpus: Corpus, workers: int = 4, progress: Progress = QUIET,
 
     budget = DecodeBudget()
     with ThreadPoolExecutor(workers) as pool:
-        results = pool.map(lambda p: load_image(p.image_path, size=size, budget=budget),
-                           corpus.posts)
+        results = pool.map(
+            lambda p: load_image(p.image_path, size=size, budget=budget), corpus.posts
+        )
         results = progress.track(results, len(corpus.posts), "checking images")
         errors = [r if isinstance(r, ImageError) else None for r in results]
     posts = [p for p, e in zip(corpus.posts, errors) if e is None]
     skipped = list(corpus.skipped) + [
         Skipped(f"{p.post_id} ({e.path})", e.reason) for p, e in zip(corpus.posts, errors) if e
     ]
-    return Corpus(posts=posts, skipped=skipped, counts=dict(corpus.counts), truth=corpus.truth,
-                  name=corpus.name)
+    return Corpus(
+        posts=posts,
+        skipped=skipped,
+        counts=dict(corpus.counts),
+        truth=corpus.truth,
+        name=corpus.name,
+    )

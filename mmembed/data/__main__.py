@@ -25,8 +25,9 @@ def main(argv: list[str]) -> int:
     console = Console()
     cfg = compose(argv)
     try:
-        corpus = check_images(load_corpus(cfg.data), size=cfg.datamodule.image_size,
-                              progress=RichProgress(console))
+        corpus = check_images(
+            load_corpus(cfg.data), size=cfg.datamodule.image_size, progress=RichProgress(console)
+        )
     except SourceError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
@@ -35,8 +36,15 @@ def main(argv: list[str]) -> int:
     for key in ("posts", "accounts", "followers_unknown", "skipped"):
         table.add_row(key, str(summary[key]))
     for key, value in summary.items():
-        if key not in ("name", "posts", "accounts", "followers_unknown", "skipped", "sources",
-                       "skipped_by_reason"):
+        if key not in (
+            "name",
+            "posts",
+            "accounts",
+            "followers_unknown",
+            "skipped",
+            "sources",
+            "skipped_by_reason",
+        ):
             table.add_row(key, str(value))
     for source, n in sorted(summary["sources"].items()):
         table.add_row(f"source {source}", str(n))

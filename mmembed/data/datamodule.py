@@ -105,8 +105,15 @@ class PostDataset(Dataset):
     cheaply into DataLoader workers.
     """
 
-    def __init__(self, array_path: Path, rows: np.ndarray, posts: list[Post],
-                 targets: np.ndarray, account_ids: np.ndarray, indices: np.ndarray):
+    def __init__(
+        self,
+        array_path: Path,
+        rows: np.ndarray,
+        posts: list[Post],
+        targets: np.ndarray,
+        account_ids: np.ndarray,
+        indices: np.ndarray,
+    ):
         self.array_path = Path(array_path)
         self.rows = rows  # row of each item in the image array
         self.captions = [p.caption for p in posts]
@@ -222,8 +229,12 @@ class PostDataModule(L.LightningDataModule):
         for name in SPLITS:
             idx = np.flatnonzero(self.split == name)
             self.datasets[name] = PostDataset(
-                array_path, idx, [self.posts[i] for i in idx], self.engagement[idx],
-                account_ids[idx], idx,
+                array_path,
+                idx,
+                [self.posts[i] for i in idx],
+                self.engagement[idx],
+                account_ids[idx],
+                idx,
             )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -249,8 +260,9 @@ class PostDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         replicas = int(trainer.world_size) if trainer is not None else 1
         rank = int(trainer.global_rank) if trainer is not None else 0
-        return DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True,
-                                  seed=self.seed)
+        return DistributedSampler(
+            dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -266,5 +278,10 @@ class PostDataModule(L.LightningDataModule):
         idx = np.arange(len(self.posts))
         account_ids = np.array([self.account_index[p.account] for p in self.posts])
         dataset = PostDataset(self.array_path, idx, self.posts, self.engagement, account_ids, idx)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=Collate(self.tokenize))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=Collate(self.tokenize),
+        )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import os
 import stat
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmembed.data.post import Skipped, format_skipped  # noqa: F401 - re-exported
+from mmembed.fileio import atomic_write
 
 #: Refuse images with more pixels than this (decompression-bomb guard). 64 MP covers any camera.
 MAX_PIXELS = 64_000_000
@@ -178,7 +178,9 @@ def _flatten(img: Image.Image) -> Image.Image:
 
 
 def load_image(
-    path: str | Path, size: int | None = None, max_pixels: int = MAX_PIXELS,
+    path: str | Path,
+    size: int | None = None,
+    max_pixels: int = MAX_PIXELS,
     budget: DecodeBudget | None = None,
 ) -> Image.Image | ImageError:
     """Decode ``path`` into an RGB image, or return an :class:`ImageError`.
@@ -256,15 +258,7 @@ def cache_square(src: str | Path, dst: str | Path, side: int) -> Path | ImageErr
     if isinstance(img, ImageError):
         return img
     img = ImageOps.pad(img, (side, side), Image.Resampling.LANCZOS, color=(255, 255, 255))
-    fd, tmp = tempfile.mkstemp(suffix=".jpg.tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="JPEG", quality=95)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    return atomic_write(dst, lambda tmp: img.save(tmp, format="JPEG", quality=95))
 
 
 def colourfulness(path: str | Path) -> float:
@@ -301,8 +295,9 @@ def _folder_files(folder: Path, skipped: list[Skipped]) -> list[Path]:
         here = Path(root)
         st = here.stat()
         if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already listed
-            skipped.append(Skipped(root, "not followed: a symbolic link to a folder already "
-                                         "listed"))
+            skipped.append(
+                Skipped(root, "not followed: a symbolic link to a folder already listed")
+            )
             dirs[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
@@ -358,8 +353,9 @@ def list_images(spec: str | Path | list) -> tuple[list[Path], list[Skipped]]:
                     found.append(match)
         else:
             problem = file_problem(path)
-            reason = ("missing: no such file or folder" if problem == "missing: no such file"
-                      else problem)
+            reason = (
+                "missing: no such file or folder" if problem == "missing: no such file" else problem
+            )
             skipped.append(Skipped(item, reason))
     unique = {p.resolve(): p for p in reversed(found)}  # first spelling of each file wins
     return sorted(unique.values(), key=found.index), skipped

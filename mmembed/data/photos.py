@@ -28,8 +28,9 @@ class PhotoDataset(Dataset):
     """Item ``i``: ``{"index": i, "path": Path, "image": uint8 [3, S, S] | None, "error":
     ImageError | None}``."""
 
-    def __init__(self, paths: Sequence[str | Path], image_size: int,
-                 budget: DecodeBudget | None = None):
+    def __init__(
+        self, paths: Sequence[str | Path], image_size: int, budget: DecodeBudget | None = None
+    ):
         self.paths = [Path(p) for p in paths]
         self.image_size = int(image_size)
         self.budget = budget
@@ -64,10 +65,20 @@ def collate_photos(items: list[dict[str, Any]]) -> PhotoBatch:
     )
 
 
-def photo_loader(paths: Sequence[str | Path], image_size: int, batch_size: int = 64,
-                 workers: int = 2, memory_mb: int = 768) -> DataLoader:
+def photo_loader(
+    paths: Sequence[str | Path],
+    image_size: int,
+    batch_size: int = 64,
+    workers: int = 2,
+    memory_mb: int = 768,
+) -> DataLoader:
     """Batches of decoded photos in input order (see the module docstring)."""
     budget = DecodeBudget(int(memory_mb) * 2**20)
-    return DataLoader(PhotoDataset(paths, image_size, budget), batch_size=batch_size,
-                      shuffle=False, num_workers=workers, collate_fn=collate_photos,
-                      prefetch_factor=1 if workers else None)
+    return DataLoader(
+        PhotoDataset(paths, image_size, budget),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_photos,
+        prefetch_factor=1 if workers else None,
+    )

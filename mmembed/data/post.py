@@ -87,11 +87,16 @@ def check_text(text: str, name: str, where: str) -> str:
     except UnicodeEncodeError as exc:
         code = ord(text[exc.start])
         if 0xDC80 <= code <= 0xDCFF:
-            raise PostError(f"field '{name}' is not UTF-8 text (byte 0x{code - 0xDC00:02x} at "
-                            f"character {exc.start + 1}); save the file as UTF-8", where) from None
-        raise PostError(f"field '{name}' holds a lone surrogate U+{code:04X} at character "
-                        f"{exc.start + 1} (half of a UTF-16 pair, e.g. a cut emoji); fix the text",
-                        where) from None
+            raise PostError(
+                f"field '{name}' is not UTF-8 text (byte 0x{code - 0xDC00:02x} at "
+                f"character {exc.start + 1}); save the file as UTF-8",
+                where,
+            ) from None
+        raise PostError(
+            f"field '{name}' holds a lone surrogate U+{code:04X} at character "
+            f"{exc.start + 1} (half of a UTF-16 pair, e.g. a cut emoji); fix the text",
+            where,
+        ) from None
     return text
 
 
@@ -114,8 +119,10 @@ def _as_list(value: Any, name: str, where: str) -> list[str]:
         return [t for t in re.split(r"[\s,;]+", check_text(value, name, where)) if t]
     if isinstance(value, list | tuple):
         return [_as_text(v, name, where) for v in value if v not in (None, "")]
-    raise PostError(f"field '{name}' must be text or a list of text, got "
-                    f"{type(value).__name__} {value!r:.60}", where)
+    raise PostError(
+        f"field '{name}' must be text or a list of text, got {type(value).__name__} {value!r:.60}",
+        where,
+    )
 
 
 def _as_count(value: Any, name: str, where: str, allow_none: bool = False) -> int | None:
@@ -149,8 +156,10 @@ def make_post(record: dict[str, Any], where: str) -> Post:
     naming the field (never another exception), so a source can skip the row and go on.
     """
     record = {k: v for k, v in record.items() if k in POST_FIELDS}  # extra columns are ignored
-    text = {name: _as_text(record.get(name), name, where)
-            for name in ("post_id", "image_path", "account", "timestamp", "source", "topic")}
+    text = {
+        name: _as_text(record.get(name), name, where)
+        for name in ("post_id", "image_path", "account", "timestamp", "source", "topic")
+    }
     for required in ("post_id", "image_path"):
         if not text[required]:
             raise PostError(f"required field '{required}' is missing or empty", where)
@@ -176,8 +185,9 @@ def make_post(record: dict[str, Any], where: str) -> Post:
         timestamp=text["timestamp"],
         source=text["source"],
         topic=text["topic"] or None,
-        true_engagement=(_as_number(true_eng, "true_engagement", where)
-                         if true_eng not in (None, "") else None),
+        true_engagement=(
+            _as_number(true_eng, "true_engagement", where) if true_eng not in (None, "") else None
+        ),
     )
 
 
@@ -289,6 +299,8 @@ def resolve_inside(base: Path, relative: str) -> Path:
     base = Path(os.path.abspath(base))
     path = Path(os.path.normpath(base / relative))
     if not path.is_relative_to(base):
-        raise PostError(f"image_path {relative!r:.200} escapes the folder {base}; image paths "
-                        "must lie inside the manifest's folder")
+        raise PostError(
+            f"image_path {relative!r:.200} escapes the folder {base}; image paths "
+            "must lie inside the manifest's folder"
+        )
     return path

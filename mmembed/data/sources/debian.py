@@ -43,8 +43,9 @@ class DebianPackage:
         return f"https://packages.debian.org/stable/all/{self.name}/download"
 
 
-def fetch(package: DebianPackage, cache_dir: Path, apt_get: str = "apt-get",
-          timeout_s: float = 900.0) -> Path:
+def fetch(
+    package: DebianPackage, cache_dir: Path, apt_get: str = "apt-get", timeout_s: float = 900.0
+) -> Path:
     """The package's .deb in ``cache_dir``: one already there, else ``apt-get download``."""
     return cached_deb(package, cache_dir) or download(package, cache_dir, apt_get, timeout_s)
 
@@ -55,8 +56,9 @@ def cached_deb(package: DebianPackage, cache_dir: Path) -> Path | None:
     return debs[-1] if debs else None
 
 
-def download(package: DebianPackage, cache_dir: Path, apt_get: str = "apt-get",
-             timeout_s: float = 900.0) -> Path:
+def download(
+    package: DebianPackage, cache_dir: Path, apt_get: str = "apt-get", timeout_s: float = 900.0
+) -> Path:
     """``apt-get download`` into ``cache_dir`` (through a temporary folder, so a failed or
     interrupted download never leaves a half .deb that would later be taken as the package)."""
     cache_dir = Path(cache_dir)
@@ -70,7 +72,10 @@ def download(package: DebianPackage, cache_dir: Path, apt_get: str = "apt-get",
     try:
         try:
             proc = subprocess.run(
-                [apt_get, "download", name], cwd=tmp, capture_output=True, text=True,
+                [apt_get, "download", name],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
                 timeout=timeout_s,
             )
         except FileNotFoundError:
@@ -94,8 +99,14 @@ def download(package: DebianPackage, cache_dir: Path, apt_get: str = "apt-get",
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def unpack(debs: Sequence[tuple[Path, str]], dest: Path, keep: Callable[[PurePosixPath], bool],
-           dpkg_deb: str = "dpkg-deb", timeout_s: float = 900.0, links: bool = False) -> None:
+def unpack(
+    debs: Sequence[tuple[Path, str]],
+    dest: Path,
+    keep: Callable[[PurePosixPath], bool],
+    dpkg_deb: str = "dpkg-deb",
+    timeout_s: float = 900.0,
+    links: bool = False,
+) -> None:
     """Unpack the members of each ``(deb, folder)`` that ``keep`` accepts into ``dest``.
 
     ``keep`` sees the member's path inside the package (``usr/share/...``); only what it accepts
@@ -145,8 +156,9 @@ def last_lines(text: str, n: int = 3) -> str:
 # ---------------------------------------------------------------------- helpers
 
 
-def _unpack_with_dpkg(deb: Path, out: Path, keep, links: bool, dpkg_deb: str,
-                      timeout_s: float) -> None:
+def _unpack_with_dpkg(
+    deb: Path, out: Path, keep, links: bool, dpkg_deb: str, timeout_s: float
+) -> None:
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             [dpkg_deb, "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=err
@@ -204,8 +216,12 @@ def _ar_data_member(fh, deb: Path) -> tuple[str, io.BufferedReader]:
 
 
 def _tar_mode(member: str, deb: Path) -> str:
-    modes = {"data.tar": "r|", "data.tar.xz": "r|xz", "data.tar.gz": "r|gz",
-             "data.tar.bz2": "r|bz2"}
+    modes = {
+        "data.tar": "r|",
+        "data.tar.xz": "r|xz",
+        "data.tar.gz": "r|gz",
+        "data.tar.bz2": "r|bz2",
+    }
     if member not in modes:
         raise SourceError(
             f"{deb} stores its files as {member}, which Python cannot read; install dpkg-deb "
@@ -241,8 +257,11 @@ def _untar(tar: tarfile.TarFile, out: Path, keep, links: bool) -> None:
                     shutil.copyfileobj(src, fh)
             elif links and (member.issym() or member.islnk()):
                 # a symlink is relative to its folder; a hard link names a package path
-                raw = (posixpath.join(str(name.parent), member.linkname) if member.issym()
-                       else (_member_path(member.linkname) or PurePosixPath("..")).as_posix())
+                raw = (
+                    posixpath.join(str(name.parent), member.linkname)
+                    if member.issym()
+                    else (_member_path(member.linkname) or PurePosixPath("..")).as_posix()
+                )
                 target = PurePosixPath(posixpath.normpath(raw))
                 if not target.is_absolute() and ".." not in target.parts:
                     pending.append((name, target))

@@ -129,23 +129,37 @@ class InstaloaderSource:
         if has_posts(root):
             return [root]
         for path in metadata_files(root):
-            skipped.append(Skipped(str(path), (
-                "not a post file: no instaloader Post in it (a session, resume or notes file?); "
-                "ignored")))
+            skipped.append(
+                Skipped(
+                    str(path),
+                    (
+                        "not a post file: no instaloader Post in it (a session, resume or notes file?); "
+                        "ignored"
+                    ),
+                )
+            )
         targets = []
         for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if has_posts(child):
                 targets.append(child)
             elif metadata_files(child):
-                skipped.append(Skipped(str(child), (
-                    "no post metadata: its *.json(.xz) files hold no instaloader Post (corrupt, "
-                    "or session and notes files only)")))
+                skipped.append(
+                    Skipped(
+                        str(child),
+                        (
+                            "no post metadata: its *.json(.xz) files hold no instaloader Post (corrupt, "
+                            "or session and notes files only)"
+                        ),
+                    )
+                )
             elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in child.iterdir() if p.is_file()):
-                skipped.append(Skipped(
-                    str(child),
-                    "no metadata: images without *.json.xz files; rerun instaloader without "
-                    "--no-metadata-json",
-                ))
+                skipped.append(
+                    Skipped(
+                        str(child),
+                        "no metadata: images without *.json.xz files; rerun instaloader without "
+                        "--no-metadata-json",
+                    )
+                )
         if not targets:
             raise SourceError(
                 f"no instaloader post metadata (*.json.xz) in {root} or its subfolders. Point "
@@ -181,10 +195,13 @@ class InstaloaderSource:
                         continue
                     if shortcode in seen:
                         duplicates += 1
-                        skipped.append(Skipped(
-                            item, f"duplicate: post {shortcode} was already loaded from target "
-                            f"{seen[shortcode]!r}"
-                        ))
+                        skipped.append(
+                            Skipped(
+                                item,
+                                f"duplicate: post {shortcode} was already loaded from target "
+                                f"{seen[shortcode]!r}",
+                            )
+                        )
                         continue
                     seen[shortcode] = target.name
                     posts.extend(new_posts)
@@ -207,37 +224,60 @@ class InstaloaderSource:
                 structure = instaloader.load_structure_from_file(context, str(path))
             except OfflineError:
                 # instaloader v3 files hold only a shortcode and are resolved by a fetch.
-                skipped.append(Skipped(str(path), (
-                    f"missing field: node (the metadata in {path.name} is only a shortcode, an "
-                    "instaloader v3 file that needs a fetch; this loader is offline)"
-                )))
+                skipped.append(
+                    Skipped(
+                        str(path),
+                        (
+                            f"missing field: node (the metadata in {path.name} is only a shortcode, an "
+                            "instaloader v3 file that needs a fetch; this loader is offline)"
+                        ),
+                    )
+                )
                 continue
             except AssertionError:
-                skipped.append(Skipped(str(path), (
-                    f"corrupt metadata: {path.name}: instaloader rejected the node (a Post needs "
-                    "'shortcode', a Profile 'username' and 'id')"
-                )))
+                skipped.append(
+                    Skipped(
+                        str(path),
+                        (
+                            f"corrupt metadata: {path.name}: instaloader rejected the node (a Post needs "
+                            "'shortcode', a Profile 'username' and 'id')"
+                        ),
+                    )
+                )
                 continue
-            except (OSError, EOFError, lzma.LZMAError, ValueError, TypeError, AttributeError,
-                    instaloader.InstaloaderException) as exc:
-                skipped.append(Skipped(
-                    str(path), f"corrupt metadata: {path.name}: {type(exc).__name__}: {exc}"
-                ))
+            except (
+                OSError,
+                EOFError,
+                lzma.LZMAError,
+                ValueError,
+                TypeError,
+                AttributeError,
+                instaloader.InstaloaderException,
+            ) as exc:
+                skipped.append(
+                    Skipped(
+                        str(path), f"corrupt metadata: {path.name}: {type(exc).__name__}: {exc}"
+                    )
+                )
                 continue
             if isinstance(structure, instaloader.Post):
                 posts.append((path, structure))
             elif isinstance(structure, instaloader.Profile):
-                profiles.append(_ProfileInfo(
-                    username=optional_field(structure, "username"),
-                    userid=optional_field(structure, "userid"),
-                    followers=optional_field(structure, "followers"),
-                ))
+                profiles.append(
+                    _ProfileInfo(
+                        username=optional_field(structure, "username"),
+                        userid=optional_field(structure, "userid"),
+                        followers=optional_field(structure, "followers"),
+                    )
+                )
             elif isinstance(structure, instaloader.Hashtag):
                 continue  # describes a hashtag target itself; nothing to train on
             else:
-                skipped.append(Skipped(
-                    str(path), f"not a post: {type(structure).__name__} metadata is not used"
-                ))
+                skipped.append(
+                    Skipped(
+                        str(path), f"not a post: {type(structure).__name__} metadata is not used"
+                    )
+                )
         for path, post in posts:
             yield path, post, profiles
 
@@ -288,14 +328,18 @@ class InstaloaderSource:
             hashtags, mentions = [], []
 
         date = optional_field(post, "date_utc")
-        timestamp = (date.replace(tzinfo=UTC).isoformat() if isinstance(date, datetime)
-                     else stem_timestamp(stem))
+        timestamp = (
+            date.replace(tzinfo=UTC).isoformat()
+            if isinstance(date, datetime)
+            else stem_timestamp(stem)
+        )
 
         owner = _owner_username(post)
         owner_id = optional_field(post, "owner_id")
         profile_target = is_profile_target(target.name)
-        profile = _match_profile(profiles, owner_id, owner,
-                                 target.name if profile_target and owner is None else None)
+        profile = _match_profile(
+            profiles, owner_id, owner, target.name if profile_target and owner is None else None
+        )
         account = owner or (profile.username if profile and profile.username else None)
         if account is None:
             account = target.name if profile_target else ""
@@ -318,9 +362,12 @@ class InstaloaderSource:
         for n, image in images:
             post_id = f"{shortcode}_{n}" if self.include_sidecars and n else shortcode
             try:
-                out.append(make_post(
-                    {**record, "post_id": post_id, "image_path": str(image)}, where=str(json_path)
-                ))
+                out.append(
+                    make_post(
+                        {**record, "post_id": post_id, "image_path": str(image)},
+                        where=str(json_path),
+                    )
+                )
             except PostError as exc:
                 raise _Skip(f"invalid post: {exc.detail}") from None
         return shortcode, out
@@ -349,8 +396,11 @@ def _match_profile(
             owner_id = int(owner_id)
         except (TypeError, ValueError):
             owner_id = None
-    for key, value in (("userid", owner_id), ("username", owner),
-                       ("username", folder_name.lower() if folder_name else None)):
+    for key, value in (
+        ("userid", owner_id),
+        ("username", owner),
+        ("username", folder_name.lower() if folder_name else None),
+    ):
         if value is None:
             continue
         for profile in profiles:

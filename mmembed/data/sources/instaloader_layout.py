@@ -27,8 +27,13 @@ from pathlib import Path
 from mmembed.data.images import IMAGE_SUFFIXES
 
 __all__ = [
-    "TargetFolder", "has_posts", "is_post_file", "is_profile_target", "metadata_files",
-    "metadata_stem", "stem_timestamp",
+    "TargetFolder",
+    "has_posts",
+    "is_post_file",
+    "is_profile_target",
+    "metadata_files",
+    "metadata_stem",
+    "stem_timestamp",
 ]
 
 _STEM_DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})")
@@ -50,10 +55,14 @@ def metadata_files(folder: Path) -> list[Path]:
     except OSError:
         return []
     return sorted(
-        p for p in children
-        if p.is_file() and not p.name.startswith(".")
-        and (p.name.endswith(".json.xz")
-             or (p.name.endswith(".json") and not p.name.endswith("_comments.json")))
+        p
+        for p in children
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (
+            p.name.endswith(".json.xz")
+            or (p.name.endswith(".json") and not p.name.endswith("_comments.json"))
+        )
     )
 
 

@@ -16,7 +16,11 @@ import instaloader  # the PyPI package: absolute imports never resolve to mmembe
 import requests
 
 __all__ = [
-    "NETWORK_METHODS", "FieldUnavailable", "OfflineContext", "OfflineError", "get_field",
+    "NETWORK_METHODS",
+    "FieldUnavailable",
+    "OfflineContext",
+    "OfflineError",
+    "get_field",
     "optional_field",
 ]
 
@@ -116,8 +120,15 @@ class FieldUnavailable(Exception):
 
 #: What a property of an instaloader structure raises when the saved node lacks the data.
 _FIELD_ERRORS = (
-    KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError, ArithmeticError,
-    OSError, instaloader.InstaloaderException,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    AssertionError,
+    ArithmeticError,
+    OSError,
+    instaloader.InstaloaderException,
 )
 
 
@@ -127,8 +138,9 @@ def get_field(structure: Any, name: str) -> Any:
         return getattr(structure, name)
     except OfflineError:
         raise FieldUnavailable(
-            name, "not in the saved metadata; instaloader would fetch it from Instagram, and this "
-            "loader is offline"
+            name,
+            "not in the saved metadata; instaloader would fetch it from Instagram, and this "
+            "loader is offline",
         ) from None
     except _FIELD_ERRORS as exc:
         detail = f"not in the saved metadata: {type(exc).__name__}: {exc}"

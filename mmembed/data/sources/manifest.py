@@ -45,8 +45,10 @@ def _not_utf8(line: str) -> str | None:
     """Where ``line`` (decoded with ``surrogateescape``) held a byte that is not UTF-8."""
     for i, ch in enumerate(line):
         if 0xDC80 <= ord(ch) <= 0xDCFF:
-            return (f"not UTF-8 text (byte 0x{ord(ch) - 0xDC00:02x} at column {i + 1}); save the "
-                    "manifest as UTF-8")
+            return (
+                f"not UTF-8 text (byte 0x{ord(ch) - 0xDC00:02x} at column {i + 1}); save the "
+                "manifest as UTF-8"
+            )
     return None
 
 
@@ -86,10 +88,14 @@ def _csv_rows(reader, header: list[str]) -> Iterator[tuple[int, dict[str, Any] |
         if not fields:  # a blank line
             continue
         number += 1
-        if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
-            yield number, PostError(
-                f"{len(fields)} fields but the header has {len(header)} columns (a comma inside "
-                "an unquoted caption? quote the field)")
+        if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
+            yield (
+                number,
+                PostError(
+                    f"{len(fields)} fields but the header has {len(header)} columns (a comma inside "
+                    "an unquoted caption? quote the field)"
+                ),
+            )
             continue
         yield number, dict(zip(header, fields))
 
@@ -101,8 +107,14 @@ def _closest(name: str, candidates: list[str]) -> str | None:
     match = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
     if match:
         return lower[match[0]]
-    return next((c for c in candidates if len(c) >= 2
-                 and (name.lower() in c.lower() or c.lower() in name.lower())), None)
+    return next(
+        (
+            c
+            for c in candidates
+            if len(c) >= 2 and (name.lower() in c.lower() or c.lower() in name.lower())
+        ),
+        None,
+    )
 
 
 class ManifestSource:
@@ -112,16 +124,19 @@ class ManifestSource:
     a field left out or mapped to ``None`` is read from the column of its own name.
     """
 
-    def __init__(self, path: str, check_images: bool = True,
-                 columns: Mapping[str, str | None] | None = None):
+    def __init__(
+        self, path: str, check_images: bool = True, columns: Mapping[str, str | None] | None = None
+    ):
         self.path = Path(path).expanduser()
         self.check_images = check_images
         mapping = {str(k): str(v) for k, v in dict(columns or {}).items() if v not in (None, "")}
         unknown = sorted(set(mapping) - set(POST_FIELDS))
         if unknown:
-            raise SourceError(f"data.columns: {', '.join(unknown)} is not a Post field; map one "
-                              f"of {', '.join(POST_FIELDS)} to your column name, e.g. "
-                              "data.columns.image_path=image")
+            raise SourceError(
+                f"data.columns: {', '.join(unknown)} is not a Post field; map one "
+                f"of {', '.join(POST_FIELDS)} to your column name, e.g. "
+                "data.columns.image_path=image"
+            )
         self.columns = mapping
 
     def column(self, field: str) -> str:
@@ -146,16 +161,24 @@ class ManifestSource:
         shown = ", ".join(repr(c) for c in found[:_SHOW_COLUMNS])
         if len(found) > _SHOW_COLUMNS:
             shown += f", … ({len(found) - _SHOW_COLUMNS} more)"
-        missing = (f"the header row has no column {column!r}" if csv_header
-                   else f"no row has the key {column!r}")
+        missing = (
+            f"the header row has no column {column!r}"
+            if csv_header
+            else f"no row has the key {column!r}"
+        )
         mapped = f" (data.columns.{field}={column})" if field in self.columns else ""
         need = "the required field" if field in REQUIRED else "the field"
-        hint = (f"The closest is {close!r}: rename it to {field!r} or map it with "
-                f"data.columns.{field}={close}." if close else
-                f"Rename the column that holds it to {field!r} or map it with "
-                f"data.columns.{field}=YOUR_COLUMN.")
-        return SourceError(f"{self.path}: {missing}{mapped} for {need} {field!r}, so no row can "
-                           f"load. Columns found: {shown or 'none'}. {hint}")
+        hint = (
+            f"The closest is {close!r}: rename it to {field!r} or map it with "
+            f"data.columns.{field}={close}."
+            if close
+            else f"Rename the column that holds it to {field!r} or map it with "
+            f"data.columns.{field}=YOUR_COLUMN."
+        )
+        return SourceError(
+            f"{self.path}: {missing}{mapped} for {need} {field!r}, so no row can "
+            f"load. Columns found: {shown or 'none'}. {hint}"
+        )
 
     def _rows(self) -> Iterator[tuple[int, dict[str, Any] | PostError]]:
         """``(row number, record or error)`` from a JSONL or CSV manifest, one bad row at a time.
@@ -166,8 +189,9 @@ class ManifestSource:
         """
         suffix = self.path.suffix.lower()
         if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
-            raise SourceError(f"{self.path}: unknown manifest type {suffix!r}; use a .jsonl or "
-                              ".csv file")
+            raise SourceError(
+                f"{self.path}: unknown manifest type {suffix!r}; use a .jsonl or .csv file"
+            )
         with self.path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             if suffix in (".jsonl", ".ndjson", ".json"):
                 keys: set[str] = set()
@@ -191,8 +215,7 @@ class ManifestSource:
                 if self.column(field) not in header:
                     raise self._missing_column(field, header, csv_header=True)
             for number, record in _csv_rows(reader, header):
-                yield number, (record if isinstance(record, PostError)
-                               else self._record(record))
+                yield number, (record if isinstance(record, PostError) else self._record(record))
 
     def load(self) -> Corpus:
         if not self.path.is_file():

@@ -86,7 +86,6 @@ class _Drawing:
         return self.rel.parent.parts
 
 
-
 class OpenclipartSource:
     """Load Openclipart's drawings as Posts: real captions, hashtags, creators and topics.
 
@@ -215,8 +214,7 @@ class OpenclipartSource:
             )
         posts, truth = self._posts(kept, counts)
         counts.update(drawings=len(posts), topics=len(truth["topics"]))
-        return Corpus(posts=posts, skipped=skipped, counts=counts, truth=truth,
-                      name="openclipart")
+        return Corpus(posts=posts, skipped=skipped, counts=counts, truth=truth, name="openclipart")
 
     def package_dir(self) -> Path:
         """The extracted ``usr/share/openclipart`` folder (holding ``svg/`` and ``png/``),
@@ -233,10 +231,11 @@ class OpenclipartSource:
             return root
         pkg = self.cache_dir / "pkg"
         if not ((pkg / SVG_SUBDIR).is_dir() and (pkg / PNG_SUBDIR).is_dir()):
-            debs = [(debian.fetch(p, self.cache_dir, self.apt_get, self.timeout_s), sub)
-                    for p, sub in ((SVG_PACKAGE, SVG_SUBDIR), (PNG_PACKAGE, PNG_SUBDIR))]
-            debian.unpack(debs, pkg, _is_drawing_file, self.dpkg_deb, self.timeout_s,
-                          links=True)
+            debs = [
+                (debian.fetch(p, self.cache_dir, self.apt_get, self.timeout_s), sub)
+                for p, sub in ((SVG_PACKAGE, SVG_SUBDIR), (PNG_PACKAGE, PNG_SUBDIR))
+            ]
+            debian.unpack(debs, pkg, _is_drawing_file, self.dpkg_deb, self.timeout_s, links=True)
         return pkg / ROOT_SUBDIR
 
     # ------------------------------------------------------------------ reading
@@ -294,8 +293,9 @@ class OpenclipartSource:
 
     # ------------------------------------------------------------------ posts and truth
 
-    def _posts(self, kept: list[tuple[_Drawing, str, Path, float]], counts: dict[str, int]
-               ) -> tuple[list[Post], dict]:
+    def _posts(
+        self, kept: list[tuple[_Drawing, str, Path, float]], counts: dict[str, int]
+    ) -> tuple[list[Post], dict]:
         """Accounts from creators (small ones folded), synthetic followers and likes, truth."""
         creators = [_account_name(d.meta.creator) for d, *_ in kept]
         per_creator = Counter(creators)
@@ -304,11 +304,25 @@ class OpenclipartSource:
         accounts = [OTHER_ACCOUNT if c in folded_set else c for c in creators]
         names = sorted(set(accounts))
         rng = np.random.default_rng(self.seed)
-        followers = dict(zip(names, np.maximum(np.round(rng.lognormal(
-            np.log(self.followers_median), self.followers_sigma, len(names))), 1).astype(int)))
+        followers = dict(
+            zip(
+                names,
+                np.maximum(
+                    np.round(
+                        rng.lognormal(
+                            np.log(self.followers_median), self.followers_sigma, len(names)
+                        )
+                    ),
+                    1,
+                ).astype(int),
+            )
+        )
         colour = np.array([c for *_, c in kept], dtype=np.float64)
-        z = ((colour - colour.mean()) / colour.std() if len(kept) > 1 and colour.std() > 0
-             else np.zeros(len(kept)))
+        z = (
+            (colour - colour.mean()) / colour.std()
+            if len(kept) > 1 and colour.std() > 0
+            else np.zeros(len(kept))
+        )
         noise = rng.lognormal(0.0, self.noise_sigma, len(kept))
 
         topics = sorted({self._topic(d) for d, *_ in kept})
@@ -334,8 +348,9 @@ class OpenclipartSource:
                 "true_engagement": float(np.log((f * expected + 1.0) / f)),
             }
             posts.append(make_post(record, where=f"openclipart drawing {drawing.rel}"))
-        mixtures = {a: {t: n / sum(c.values()) for t, n in sorted(c.items())}
-                    for a, c in shares.items()}
+        mixtures = {
+            a: {t: n / sum(c.values()) for t, n in sorted(c.items())} for a, c in shares.items()
+        }
         counts.update(
             creators=len(per_creator),
             accounts=len(names),
@@ -381,5 +396,6 @@ def _post_ids(drawings: list[_Drawing]) -> list[str]:
 def _is_drawing_file(name: PurePosixPath) -> bool:
     """The package members a drawing needs: the SVGs (metadata) and the PNGs (pixels)."""
     text = str(name)
-    return ((text.startswith(SVG_SUBDIR + "/") and name.suffix.lower() == ".svg")
-            or (text.startswith(PNG_SUBDIR + "/") and name.suffix.lower() == ".png"))
+    return (text.startswith(SVG_SUBDIR + "/") and name.suffix.lower() == ".svg") or (
+        text.startswith(PNG_SUBDIR + "/") and name.suffix.lower() == ".png"
+    )

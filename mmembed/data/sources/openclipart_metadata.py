@@ -14,9 +14,7 @@ reason, which the source reports as the file's skip reason.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,8 @@ from xml.etree.ElementTree import ParseError
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
+
+from mmembed.fileio import atomic_write
 
 __all__ = ["MetadataError", "SvgMetadata", "SvgMetadataCache", "read_svg_metadata"]
 
@@ -76,9 +76,10 @@ def read_svg_metadata(path: str | Path) -> SvgMetadata:
                 work = element
                 break
     except defusedxml.DefusedXmlException as exc:
-        what = {"EntitiesForbidden": "XML entity declarations",
-                "ExternalReferenceForbidden": "external XML references"}.get(
-                    type(exc).__name__, "forbidden XML constructs")
+        what = {
+            "EntitiesForbidden": "XML entity declarations",
+            "ExternalReferenceForbidden": "external XML references",
+        }.get(type(exc).__name__, "forbidden XML constructs")
         raise MetadataError(
             f"refused SVG: it uses {what}, which are not expanded in untrusted input ({exc})"
         ) from None
@@ -146,8 +147,12 @@ class SvgMetadataCache:
                 return str(entry["error"])
             try:
                 m = entry["meta"]
-                return SvgMetadata(str(m["title"]), tuple(map(str, m["keywords"])),
-                                   str(m["creator"]), str(m["date"]))
+                return SvgMetadata(
+                    str(m["title"]),
+                    tuple(map(str, m["keywords"])),
+                    str(m["creator"]),
+                    str(m["date"]),
+                )
             except (KeyError, TypeError):
                 pass
         try:
@@ -162,15 +167,7 @@ class SvgMetadataCache:
     def save(self) -> None:
         if not self.changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".json.tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"version": self.VERSION, "files": self.entries}, fh)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, json.dumps({"version": self.VERSION, "files": self.entries}))
 
 
 def _local(tag) -> str:

@@ -211,8 +211,9 @@ class TuxpaintSource:
         pkg = self.cache_dir / "pkg"
         if not (pkg / STAMPS_SUBDIR).is_dir():
             deb = debian.fetch(PACKAGE, self.cache_dir, self.apt_get, self.timeout_s)
-            debian.unpack([(deb, STAMPS_SUBDIR)], pkg, _is_stamp_file, self.dpkg_deb,
-                          self.timeout_s)
+            debian.unpack(
+                [(deb, STAMPS_SUBDIR)], pkg, _is_stamp_file, self.dpkg_deb, self.timeout_s
+            )
         return pkg / STAMPS_SUBDIR
 
     # ------------------------------------------------------------------ reading
@@ -236,9 +237,7 @@ class TuxpaintSource:
                 counts["excluded_folders"] += 1
                 continue
             caption = _read_caption(path.with_suffix(".txt"))
-            stamps.append(
-                _Stamp(rel, path, caption or _name_caption(rel.stem), caption is None)
-            )
+            stamps.append(_Stamp(rel, path, caption or _name_caption(rel.stem), caption is None))
         if not stamps:
             raise SourceError(
                 f"no stamp photos found under {stamps_dir}; is it the stamps folder of "
@@ -267,9 +266,7 @@ class TuxpaintSource:
 
     # ------------------------------------------------------------------ synthetic social layer
 
-    def _synthesize(
-        self, kept: list[tuple[_Stamp, str, Path, float]]
-    ) -> tuple[list[Post], dict]:
+    def _synthesize(self, kept: list[tuple[_Stamp, str, Path, float]]) -> tuple[list[Post], dict]:
         """Give each photo an account, followers, likes and a timestamp (all synthetic).
 
         Each account ``a`` has an audience taste ``theta_a ~ Dirichlet(mixture_concentration)``
@@ -294,13 +291,19 @@ class TuxpaintSource:
         accounts = [f"tux_account_{i:02d}" for i in range(self.num_accounts)]
         theta = rng.dirichlet(np.full(n_topics, self.mixture_concentration), self.num_accounts)
         followers = np.maximum(
-            np.round(rng.lognormal(np.log(self.followers_median), self.followers_sigma,
-                                   self.num_accounts)),
+            np.round(
+                rng.lognormal(
+                    np.log(self.followers_median), self.followers_sigma, self.num_accounts
+                )
+            ),
             1,
         ).astype(int)
         colour = np.array([c for *_, c in kept], dtype=np.float64)
-        z = (colour - colour.mean()) / colour.std() if len(kept) > 1 and colour.std() > 0 \
+        z = (
+            (colour - colour.mean()) / colour.std()
+            if len(kept) > 1 and colour.std() > 0
             else np.zeros(len(kept))
+        )
 
         posts: list[Post] = []
         shares = np.zeros((self.num_accounts, n_topics))
@@ -326,9 +329,7 @@ class TuxpaintSource:
                 "timestamp": (_EPOCH + timedelta(seconds=seconds)).isoformat(),
                 "source": "tuxpaint",
                 "topic": topics[t],
-                "true_engagement": float(
-                    np.log((followers[a] * expected + 1.0) / followers[a])
-                ),
+                "true_engagement": float(np.log((followers[a] * expected + 1.0) / followers[a])),
             }
             posts.append(make_post(record, where=f"tuxpaint stamp {stamp.rel}"))
 
@@ -354,8 +355,11 @@ class TuxpaintSource:
     def _hashtags(self, stamp: _Stamp) -> list[str]:
         """Folder names (``#animals #birds``), then a few content words of the caption."""
         tags = [re.sub(r"\W+", "", f.lower()) for f in stamp.folders]
-        words = [w for w in _WORD_RE.findall(stamp.caption.lower())
-                 if len(w) >= 3 and w not in _STOPWORDS]
+        words = [
+            w
+            for w in _WORD_RE.findall(stamp.caption.lower())
+            if len(w) >= 3 and w not in _STOPWORDS
+        ]
         tags += words[: self.max_caption_tags] if self.max_caption_tags > 0 else []
         return list(dict.fromkeys(t for t in tags if t))
 
@@ -407,5 +411,4 @@ def _post_ids(stamps: list[_Stamp]) -> list[str]:
 
 def _is_stamp_file(name: PurePosixPath) -> bool:
     """The package members a stamp needs: its ``.png`` and ``.txt`` (not sounds, not SVGs)."""
-    return (str(name).startswith(STAMPS_SUBDIR + "/")
-            and name.suffix.lower() in (".png", ".txt"))
+    return str(name).startswith(STAMPS_SUBDIR + "/") and name.suffix.lower() in (".png", ".txt")

@@ -17,12 +17,13 @@ from mmembed.data.sources.synthetic.topics import Colour
 @lru_cache(maxsize=32)
 def _grid(width: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates in [0, 1] as (rows, columns) arrays, cached per size."""
-    t = ((np.arange(width, dtype=np.float32) + 0.5) / width)
+    t = (np.arange(width, dtype=np.float32) + 0.5) / width
     return t[:, None], t[None, :]
 
 
-def _blotches(rng: np.random.Generator, width: int, amp: float, rows: int, cols: int,
-              mono: bool = False):
+def _blotches(
+    rng: np.random.Generator, width: int, amp: float, rows: int, cols: int, mono: bool = False
+):
     """Smooth noise: a rows x cols grid of random values, bilinearly stretched to the image.
 
     ``mono`` varies brightness only (stone, haze) instead of colour (mottled surfaces).
@@ -49,8 +50,9 @@ def _gradient(width: int, stops: list[tuple[float, Colour]]) -> np.ndarray:
 class _Pen:
     """ImageDraw in unit coordinates (0..1 of the image width), so styles ignore resolution."""
 
-    def __init__(self, img: Image.Image, rng: np.random.Generator,
-                 subject: tuple[float, float] = (0.5, 0.5)):
+    def __init__(
+        self, img: Image.Image, rng: np.random.Generator, subject: tuple[float, float] = (0.5, 0.5)
+    ):
         self.draw = ImageDraw.Draw(img)
         self.w = img.width
         self.rng = rng
@@ -74,8 +76,12 @@ class _Pen:
         self.draw.rounded_rectangle(box, radius=radius * self.w, fill=fill)
 
     def line(self, pts, fill, width):
-        self.draw.line([(x * self.w, y * self.w) for x, y in pts], fill=fill,
-                       width=max(1, round(width * self.w)), joint="curve")
+        self.draw.line(
+            [(x * self.w, y * self.w) for x, y in pts],
+            fill=fill,
+            width=max(1, round(width * self.w)),
+            joint="curve",
+        )
 
 
 def _jagged(rng, x0, x1, base, low, high, step=(0.06, 0.14)):

@@ -17,8 +17,9 @@ Palette = dict[str, list[Colour]]
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def _jitter(style: _Style, perm: tuple[int, int, int], rng: np.random.Generator,
-            named: Colour | None = None) -> Palette:
+def _jitter(
+    style: _Style, perm: tuple[int, int, int], rng: np.random.Generator, named: Colour | None = None
+) -> Palette:
     """The style's palette recoloured for one image: a global colour cast plus per-colour noise.
 
     The cast makes mean colour an unreliable cue on its own (topics overlap in colour space).

@@ -43,20 +43,35 @@ def _rock_subject(pen, pal, cx, cy, scale, h, attrs):
     pen.polygon(wall, fill=_dim(pen.pick(pal["rock"]), 0.7))
     for _ in range(3):  # cracks
         x = cx + pen.u(-0.6, 0.6) * r
-        pen.line([(x, cy - 0.6 * r), (x + pen.u(-0.1, 0.1), cy + 0.6 * r)], fill=(60, 50, 45),
-                 width=0.008)
+        pen.line(
+            [(x, cy - 0.6 * r), (x + pen.u(-0.1, 0.1), cy + 0.6 * r)],
+            fill=(60, 50, 45),
+            width=0.008,
+        )
     body, s = pal["named"][0], 1.6 * scale  # the climber's shirt is the colour detail
     hx, hy = cx + pen.u(-0.05, 0.05), cy - 0.1 * scale
     if attrs["rope"] == "roped":
         pen.line([(hx, -0.05), (hx, hy + 0.05 * s)], fill=pen.pick(pal["accent"]), width=0.014)
     else:  # bouldering: a crash pad at the foot of the wall instead of a rope
-        pen.rect(cx - 0.17 * scale, cy + 0.3 * scale, cx + 0.17 * scale, cy + 0.37 * scale,
-                 fill=pen.pick(pal["pad"]), radius=0.01)
+        pen.rect(
+            cx - 0.17 * scale,
+            cy + 0.3 * scale,
+            cx + 0.17 * scale,
+            cy + 0.37 * scale,
+            fill=pen.pick(pal["pad"]),
+            radius=0.01,
+        )
     pen.line([(hx, hy), (hx, hy + 0.1 * s)], fill=body, width=0.035 * s)  # torso
-    pen.line([(hx - 0.07 * s, hy - 0.08 * s), (hx, hy + 0.01 * s),
-              (hx + 0.06 * s, hy - 0.06 * s)], fill=body, width=0.014 * s)  # arms
-    pen.line([(hx - 0.06 * s, hy + 0.19 * s), (hx, hy + 0.1 * s),
-              (hx + 0.07 * s, hy + 0.16 * s)], fill=(70, 70, 80), width=0.015 * s)  # legs
+    pen.line(
+        [(hx - 0.07 * s, hy - 0.08 * s), (hx, hy + 0.01 * s), (hx + 0.06 * s, hy - 0.06 * s)],
+        fill=body,
+        width=0.014 * s,
+    )  # arms
+    pen.line(
+        [(hx - 0.06 * s, hy + 0.19 * s), (hx, hy + 0.1 * s), (hx + 0.07 * s, hy + 0.16 * s)],
+        fill=(70, 70, 80),
+        width=0.015 * s,
+    )  # legs
     pen.ellipse(hx, hy - 0.03 * s, 0.025 * s, 0.025 * s, fill=(235, 190, 150))
 
 
@@ -84,8 +99,7 @@ def _night_decor(pen, pal, h, attrs):
 def _night_glass(pen, pal, cx, cy, scale):
     rim, top, tip = cy - 0.12 * scale, 0.13 * scale, cy + 0.04 * scale
     glass = (225, 240, 250)
-    pen.polygon([(cx - top, rim), (cx + top, rim), (cx, tip)], fill=pal["named"][0],
-                outline=glass)
+    pen.polygon([(cx - top, rim), (cx + top, rim), (cx, tip)], fill=pal["named"][0], outline=glass)
     pen.line([(cx, tip), (cx, cy + 0.19 * scale)], fill=glass, width=0.012)
     pen.ellipse(cx, cy + 0.19 * scale, 0.07 * scale, 0.015 * scale, fill=glass)
     pen.ellipse(cx + 0.1 * scale, rim, 0.03 * scale, 0.03 * scale, fill=(120, 200, 60))
@@ -100,8 +114,9 @@ def _night_subject(pen, pal, cx, cy, scale, h, attrs):
         return
     n = int(pen.rng.integers(2, 4))
     for k in range(n):
-        _night_glass(pen, pal, cx + (k - (n - 1) / 2) * 0.24 * scale,
-                     cy + pen.u(-0.03, 0.03), 0.85 * scale)
+        _night_glass(
+            pen, pal, cx + (k - (n - 1) / 2) * 0.24 * scale, cy + pen.u(-0.03, 0.03), 0.85 * scale
+        )
 
 
 def _food_background(rng, w, pal, attrs):
@@ -109,8 +124,12 @@ def _food_background(rng, w, pal, attrs):
     if attrs["table"] == "marble":
         marble = pal["marble"]
         slope, phase = float(rng.uniform(-1.5, 1.5)), float(rng.uniform(0, 1))
-        wave = np.abs(np.sin(math.pi * (2.5 * rows + slope * cols
-                                        + 0.15 * np.sin(2 * math.pi * 1.5 * cols) + phase)))
+        wave = np.abs(
+            np.sin(
+                math.pi
+                * (2.5 * rows + slope * cols + 0.15 * np.sin(2 * math.pi * 1.5 * cols) + phase)
+            )
+        )
         veins = np.exp(-wave / 0.05)  # thin grey veins where the wave crosses zero
         arr = _gradient(w, [(0, marble[0]), (1, marble[1])])
         return arr - 45 * veins[..., None] + _blotches(rng, w, 12, 6, 6, mono=True), 0.0
@@ -148,8 +167,13 @@ def _food_subject(pen, pal, cx, cy, scale, h, attrs):
     for _ in range(int(pen.rng.integers(5, 11))):
         a, d = pen.u(0, 2 * math.pi), pen.u(0, 0.4) * r
         size = pen.u(0.08, 0.18) * r
-        pen.ellipse(cx + d * math.cos(a), cy + d * math.sin(a), size, size * pen.u(0.6, 1.0),
-                    fill=pen.pick(pal["food"]))
+        pen.ellipse(
+            cx + d * math.cos(a),
+            cy + d * math.sin(a),
+            size,
+            size * pen.u(0.6, 1.0),
+            fill=pen.pick(pal["food"]),
+        )
     for _ in range(int(pen.rng.integers(3, 8))):
         a, d = pen.u(0, 2 * math.pi), pen.u(0, 0.5) * r
         pen.ellipse(cx + d * math.cos(a), cy + d * math.sin(a), 0.02, 0.02, fill=(60, 150, 50))
@@ -167,8 +191,9 @@ def _cosmetics_background(rng, w, pal, attrs):
 def _cosmetics_flower(pen, x, y, r, petal):
     for k in range(5):
         a = 2 * math.pi * k / 5
-        pen.ellipse(x + 0.9 * r * math.cos(a), y + 0.9 * r * math.sin(a), 0.6 * r, 0.6 * r,
-                    fill=petal)
+        pen.ellipse(
+            x + 0.9 * r * math.cos(a), y + 0.9 * r * math.sin(a), 0.6 * r, 0.6 * r, fill=petal
+        )
     pen.ellipse(x, y, 0.45 * r, 0.45 * r, fill=(245, 200, 60))
 
 
@@ -194,10 +219,15 @@ def _cosmetics_subject(pen, pal, cx, cy, scale, h, attrs):
         x = cx + (i - (n - 1) / 2) * width * 1.3
         top = base - pen.u(0.4, 0.5) * scale if one else base - pen.u(0.28, 0.48) * scale
         cap = top + (base - top) * pen.u(0.25, 0.4)  # the cap sits on top, the shade below
-        pen.rect(x - width / 2, cap, x + width / 2, base, fill=pal["named"][0],
-                 radius=0.02 * scale)
-        pen.rect(x - 0.35 * width, top, x + 0.35 * width, cap, fill=pen.pick(pal["cap"]),
-                 radius=0.01 * scale)
+        pen.rect(x - width / 2, cap, x + width / 2, base, fill=pal["named"][0], radius=0.02 * scale)
+        pen.rect(
+            x - 0.35 * width,
+            top,
+            x + 0.35 * width,
+            cap,
+            fill=pen.pick(pal["cap"]),
+            radius=0.01 * scale,
+        )
 
 
 def _country_background(rng, w, pal, attrs):
@@ -234,8 +264,9 @@ def _country_decor(pen, pal, h, attrs):
     for _ in range(int(pen.rng.integers(1, 4))):
         x, size = pen.u(0.05, 0.95), pen.u(0.07, 0.12)
         pen.rect(x - 0.012, h - size, x + 0.012, h + 0.04, fill=_dim((110, 75, 45), tree_shade))
-        pen.ellipse(x, h - 1.3 * size, size, size * 1.1,
-                    fill=_dim(pen.pick(pal["tree"]), tree_shade))
+        pen.ellipse(
+            x, h - 1.3 * size, size, size * 1.1, fill=_dim(pen.pick(pal["tree"]), tree_shade)
+        )
     fence = pen.rng.random() < 0.4 if attrs is None else attrs["fence"] == "yes"
     if fence:  # a white picket fence along the front
         y, paint = h + 0.1, _dim((238, 235, 225), 0.6 if light == "night" else 1.0)
@@ -249,18 +280,26 @@ def _country_subject(pen, pal, cx, cy, scale, h, attrs):
     shade = 0.5 if night else 1.0
     w, hh = 0.2 * scale, 0.14 * scale  # half width, half height of the house body
     wall, roof = _dim(pen.pick(pal["wall"]), shade), _dim(pen.pick(pal["roof"]), shade)
-    pen.rect(cx + 0.08 * scale, cy - hh - 0.2 * scale, cx + 0.12 * scale, cy - hh,
-             fill=_dim((120, 90, 80), shade))  # chimney
+    pen.rect(
+        cx + 0.08 * scale,
+        cy - hh - 0.2 * scale,
+        cx + 0.12 * scale,
+        cy - hh,
+        fill=_dim((120, 90, 80), shade),
+    )  # chimney
     pen.rect(cx - w, cy - hh, cx + w, cy + hh, fill=wall)
-    pen.polygon([(cx - 1.15 * w, cy - hh), (cx + 1.15 * w, cy - hh), (cx, cy - hh - 0.17 * scale)],
-                fill=roof)
+    pen.polygon(
+        [(cx - 1.15 * w, cy - hh), (cx + 1.15 * w, cy - hh), (cx, cy - hh - 0.17 * scale)],
+        fill=roof,
+    )
     door = _dim(pal["named"][0], 0.7 if night else 1.0)  # the door is the colour detail
     pen.rect(cx - 0.05 * scale, cy + hh - 0.17 * scale, cx + 0.05 * scale, cy + hh, fill=door)
     glass = pal["window"][1] if night else pen.pick(pal["window"])  # lit windows at night
     for side in (-1, 1):
         x = cx + side * 0.13 * scale
-        pen.rect(x - 0.04 * scale, cy - 0.07 * scale, x + 0.04 * scale, cy + 0.01 * scale,
-                 fill=glass)
+        pen.rect(
+            x - 0.04 * scale, cy - 0.07 * scale, x + 0.04 * scale, cy + 0.01 * scale, fill=glass
+        )
 
 
 def _fashion_background(rng, w, pal, attrs):
@@ -270,8 +309,9 @@ def _fashion_background(rng, w, pal, attrs):
         stops = [(0, sky[2]), (h, sky[1])]
     else:  # blue sky fading to a pale haze
         stops = [(0, sky[0]), (h, sky[3])]
-    arr = _gradient(w, stops + [(h + 0.004, sea[0]), (h + 0.12, sea[1]),
-                                (h + 0.124, sand[0]), (1, sand[1])])
+    arr = _gradient(
+        w, stops + [(h + 0.004, sea[0]), (h + 0.12, sea[1]), (h + 0.124, sand[0]), (1, sand[1])]
+    )
     rows, cols = _grid(w)
     freq, phase = float(rng.uniform(5, 10)), float(rng.uniform(0, 2 * math.pi))
     stripes = np.sin(2 * math.pi * freq * (rows + cols) + phase)
@@ -290,10 +330,18 @@ def _fashion_decor(pen, pal, h, attrs):
         cx = pen.subject[0]
         x = pen.u(cx + 0.28, 0.95) if cx <= 0.5 else pen.u(0.05, cx - 0.28)
         y, s = h + pen.u(0.03, 0.07), pen.u(0.8, 1.2)
-        pen.polygon([(x - 0.07 * s, y), (x + 0.07 * s, y), (x + 0.05 * s, y + 0.025 * s),
-                     (x - 0.05 * s, y + 0.025 * s)], fill=(70, 50, 45))
-        pen.polygon([(x, y - 0.004), (x, y - 0.13 * s), (x + 0.06 * s, y - 0.004)],
-                    fill=(250, 250, 245))
+        pen.polygon(
+            [
+                (x - 0.07 * s, y),
+                (x + 0.07 * s, y),
+                (x + 0.05 * s, y + 0.025 * s),
+                (x - 0.05 * s, y + 0.025 * s),
+            ],
+            fill=(70, 50, 45),
+        )
+        pen.polygon(
+            [(x, y - 0.004), (x, y - 0.13 * s), (x + 0.06 * s, y - 0.004)], fill=(250, 250, 245)
+        )
     if pen.rng.random() < 0.6:  # a striped awning across a corner
         colour = pen.pick(pal["outfit"])
         x0 = pen.u(-0.3, 0.3)
@@ -308,18 +356,29 @@ def _fashion_subject(pen, pal, cx, cy, scale, h, attrs):
     skin = (225, 180, 145)
     top, hem = cy - 0.15 * scale, cy + 0.12 * scale
     for side in (-1, 1):
-        pen.line([(cx + side * 0.03 * scale, hem), (cx + side * 0.04 * scale, cy + 0.27 * scale)],
-                 fill=skin, width=0.018)
-    pen.polygon([(cx - 0.05 * scale, top), (cx + 0.05 * scale, top),
-                 (cx + 0.13 * scale, hem), (cx - 0.13 * scale, hem)], fill=dress)
+        pen.line(
+            [(cx + side * 0.03 * scale, hem), (cx + side * 0.04 * scale, cy + 0.27 * scale)],
+            fill=skin,
+            width=0.018,
+        )
+    pen.polygon(
+        [
+            (cx - 0.05 * scale, top),
+            (cx + 0.05 * scale, top),
+            (cx + 0.13 * scale, hem),
+            (cx - 0.13 * scale, hem),
+        ],
+        fill=dress,
+    )
     for k in range(1, 4):
         y = top + (hem - top) * k / 4
         half = 0.05 * scale + 0.08 * scale * k / 4
         pen.line([(cx - half, y), (cx + half, y)], fill=accent, width=0.008)
     pen.ellipse(cx, top - 0.05 * scale, 0.035 * scale, 0.04 * scale, fill=skin)
     pen.ellipse(cx, top - 0.085 * scale, 0.09 * scale, 0.02 * scale, fill=(230, 205, 150))  # hat
-    pen.rect(cx + 0.08 * scale, cy, cx + 0.14 * scale, cy + 0.06 * scale, fill=accent,
-             radius=0.01)  # handbag
+    pen.rect(
+        cx + 0.08 * scale, cy, cx + 0.14 * scale, cy + 0.06 * scale, fill=accent, radius=0.01
+    )  # handbag
 
 
 @dataclass(frozen=True)
@@ -333,44 +392,79 @@ class _Style:
 
 STYLES: dict[str, _Style] = {
     "rockclimbing": _Style(
-        {"sky": ((105, 155, 215), (175, 205, 235)),
-         "golden": ((235, 140, 80), (255, 205, 140)),
-         "rock": ((150, 120, 95), (185, 140, 100), (125, 112, 105), (200, 160, 120)),
-         "accent": ((225, 40, 40), (250, 200, 30), (40, 90, 210)),
-         "pad": ((45, 50, 60), (70, 60, 50))},
-        _rock_background, _rock_decor, _rock_subject, grain=9.0),
+        {
+            "sky": ((105, 155, 215), (175, 205, 235)),
+            "golden": ((235, 140, 80), (255, 205, 140)),
+            "rock": ((150, 120, 95), (185, 140, 100), (125, 112, 105), (200, 160, 120)),
+            "accent": ((225, 40, 40), (250, 200, 30), (40, 90, 210)),
+            "pad": ((45, 50, 60), (70, 60, 50)),
+        },
+        _rock_background,
+        _rock_decor,
+        _rock_subject,
+        grain=9.0,
+    ),
     "nightlife": _Style(
-        {"bg": ((20, 10, 45), (40, 15, 65), (10, 20, 50)),
-         "lights": ((255, 60, 200), (60, 220, 255), (255, 230, 80), (180, 80, 255))},
-        _night_background, _night_decor, _night_subject, grain=5.0),
+        {
+            "bg": ((20, 10, 45), (40, 15, 65), (10, 20, 50)),
+            "lights": ((255, 60, 200), (60, 220, 255), (255, 230, 80), (180, 80, 255)),
+        },
+        _night_background,
+        _night_decor,
+        _night_subject,
+        grain=5.0,
+    ),
     "foodporn": _Style(
-        {"table": ((125, 82, 50), (160, 110, 70)),
-         "marble": ((232, 230, 224), (208, 206, 202)),
-         "plate": ((245, 245, 240), (235, 228, 215), (215, 225, 235)),
-         "food": ((200, 60, 40), (240, 170, 40), (95, 165, 60), (150, 85, 40), (250, 220, 150))},
-        _food_background, _food_decor, _food_subject, grain=6.0),
+        {
+            "table": ((125, 82, 50), (160, 110, 70)),
+            "marble": ((232, 230, 224), (208, 206, 202)),
+            "plate": ((245, 245, 240), (235, 228, 215), (215, 225, 235)),
+            "food": ((200, 60, 40), (240, 170, 40), (95, 165, 60), (150, 85, 40), (250, 220, 150)),
+        },
+        _food_background,
+        _food_decor,
+        _food_subject,
+        grain=6.0,
+    ),
     "cosmetics": _Style(
-        {"bg": ((245, 210, 222), (228, 212, 242), (250, 226, 206), (214, 236, 230)),
-         "product": ((205, 60, 95), (232, 150, 172), (182, 120, 205), (240, 198, 178)),
-         "cap": ((30, 30, 32), (212, 182, 112), (240, 240, 240)),
-         "petal": ((252, 252, 250), (250, 215, 225))},
-        _cosmetics_background, _cosmetics_decor, _cosmetics_subject, grain=2.5),
+        {
+            "bg": ((245, 210, 222), (228, 212, 242), (250, 226, 206), (214, 236, 230)),
+            "product": ((205, 60, 95), (232, 150, 172), (182, 120, 205), (240, 198, 178)),
+            "cap": ((30, 30, 32), (212, 182, 112), (240, 240, 240)),
+            "petal": ((252, 252, 250), (250, 215, 225)),
+        },
+        _cosmetics_background,
+        _cosmetics_decor,
+        _cosmetics_subject,
+        grain=2.5,
+    ),
     "countryhomes": _Style(
-        {"sky": ((140, 190, 235), (205, 225, 242)),
-         "golden": ((235, 150, 95), (252, 210, 150)),
-         "night": ((10, 14, 40), (40, 46, 88)),
-         "ground": ((95, 155, 62), (120, 172, 72), (70, 122, 50)),
-         "tree": ((40, 110, 40), (62, 132, 52), (85, 120, 40)),
-         "wall": ((236, 226, 200), (242, 242, 236), (205, 170, 130)),
-         "roof": ((190, 75, 58), (120, 70, 50), (95, 95, 105)),
-         "window": ((170, 210, 240), (250, 220, 120))},
-        _country_background, _country_decor, _country_subject, grain=6.0),
+        {
+            "sky": ((140, 190, 235), (205, 225, 242)),
+            "golden": ((235, 150, 95), (252, 210, 150)),
+            "night": ((10, 14, 40), (40, 46, 88)),
+            "ground": ((95, 155, 62), (120, 172, 72), (70, 122, 50)),
+            "tree": ((40, 110, 40), (62, 132, 52), (85, 120, 40)),
+            "wall": ((236, 226, 200), (242, 242, 236), (205, 170, 130)),
+            "roof": ((190, 75, 58), (120, 70, 50), (95, 95, 105)),
+            "window": ((170, 210, 240), (250, 220, 120)),
+        },
+        _country_background,
+        _country_decor,
+        _country_subject,
+        grain=6.0,
+    ),
     "fashiontravel": _Style(
-        {"sky": ((120, 180, 225), (250, 185, 130), (240, 145, 125), (195, 225, 240)),
-         "sea": ((40, 120, 165), (65, 155, 175)),
-         "sand": ((232, 212, 172), (215, 190, 150)),
-         "outfit": ((25, 25, 28), (242, 242, 242), (205, 30, 60), (232, 200, 60),
-                    (40, 60, 140)),
-         "accent": ((25, 25, 28), (242, 242, 242), (200, 170, 120))},
-        _fashion_background, _fashion_decor, _fashion_subject, grain=5.0),
+        {
+            "sky": ((120, 180, 225), (250, 185, 130), (240, 145, 125), (195, 225, 240)),
+            "sea": ((40, 120, 165), (65, 155, 175)),
+            "sand": ((232, 212, 172), (215, 190, 150)),
+            "outfit": ((25, 25, 28), (242, 242, 242), (205, 30, 60), (232, 200, 60), (40, 60, 140)),
+            "accent": ((25, 25, 28), (242, 242, 242), (200, 170, 120)),
+        },
+        _fashion_background,
+        _fashion_decor,
+        _fashion_subject,
+        grain=5.0,
+    ),
 }

@@ -135,17 +135,22 @@ class SyntheticSource:
         caption_mood_rate: float = 0.0,
     ):
         if num_posts < 1 or num_topics < 1 or num_accounts < 1 or shoot_size < 0:
-            raise ValueError("num_posts, num_topics and num_accounts must be >= 1, "
-                             "shoot_size >= 0")
+            raise ValueError("num_posts, num_topics and num_accounts must be >= 1, shoot_size >= 0")
         if image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
         self.params: dict[str, Any] = {
-            "num_posts": int(num_posts), "num_topics": int(num_topics),
-            "num_accounts": int(num_accounts), "image_size": int(image_size), "seed": int(seed),
-            "shoot_size": int(shoot_size), "dirichlet_alpha": float(dirichlet_alpha),
+            "num_posts": int(num_posts),
+            "num_topics": int(num_topics),
+            "num_accounts": int(num_accounts),
+            "image_size": int(image_size),
+            "seed": int(seed),
+            "shoot_size": int(shoot_size),
+            "dirichlet_alpha": float(dirichlet_alpha),
             "followers_median": float(followers_median),
-            "followers_sigma": float(followers_sigma), "base_rate": float(base_rate),
-            "noise_sigma": float(noise_sigma), "overlap": float(overlap),
+            "followers_sigma": float(followers_sigma),
+            "base_rate": float(base_rate),
+            "noise_sigma": float(noise_sigma),
+            "overlap": float(overlap),
             "caption_detail_rate": float(caption_detail_rate),
             "caption_mood_rate": float(caption_mood_rate),
         }
@@ -190,8 +195,9 @@ class SyntheticSource:
         root = self.root
         if self._is_complete(root):
             return root
-        log.info("generating the synthetic dataset (%d posts) into %s",
-                 self.params["num_posts"], root)
+        log.info(
+            "generating the synthetic dataset (%d posts) into %s", self.params["num_posts"], root
+        )
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_dir / f".{self.fingerprint}.tmp-{uuid.uuid4().hex[:8]}"
         try:
@@ -221,8 +227,9 @@ class SyntheticSource:
             dominant, top = i % n_top, int(mixtures[i].argmax())
             mixtures[i, [dominant, top]] = mixtures[i, [top, dominant]]
         followers = np.maximum(
-            50, np.round(rng.lognormal(math.log(p["followers_median"]), p["followers_sigma"],
-                                       n_acc))).astype(np.int64)
+            50,
+            np.round(rng.lognormal(math.log(p["followers_median"]), p["followers_sigma"], n_acc)),
+        ).astype(np.int64)
         names = []
         for i in range(n_acc):
             suffix = ACCOUNT_SUFFIXES[i % len(ACCOUNT_SUFFIXES)]
@@ -232,12 +239,14 @@ class SyntheticSource:
         for i in range(n_acc):
             others = [j for j in range(n_acc) if j != i]
             k = min(len(others), int(rng.integers(1, 4)))
-            friends.append([names[j] for j in rng.choice(others, size=k, replace=False)]
-                           if k else [])
+            friends.append(
+                [names[j] for j in rng.choice(others, size=k, replace=False)] if k else []
+            )
         return names, mixtures, followers, friends
 
-    def _caption(self, rng, topic: Topic, friends: list[str], attributes: dict[str, str],
-                 qualities) -> tuple[str, list[str]]:
+    def _caption(
+        self, rng, topic: Topic, friends: list[str], attributes: dict[str, str], qualities
+    ) -> tuple[str, list[str]]:
         """A caption and the names of the details it mentions.
 
         A short sentence with the topic's words and an optional @mention, phrases for some of
@@ -255,7 +264,7 @@ class SyntheticSource:
             else:
                 words.append(token)
                 continue
-            words.append(vocab[int(rng.integers(len(vocab)))] + token[len(core):])
+            words.append(vocab[int(rng.integers(len(vocab)))] + token[len(core) :])
         sentence = " ".join(words)
         if rng.random() < 0.35:
             pool = topic.brands if (rng.random() < 0.6 or not friends) else friends
@@ -263,9 +272,14 @@ class SyntheticSource:
         punct = (".", "!", "")[int(rng.integers(3))]
         # the details draw from their own stream, so their rates change nothing else
         detail_rng = np.random.default_rng(int(rng.integers(2**63)))
-        details, mentioned = describe(topic, attributes, qualities, detail_rng,
-                                      self.params["caption_detail_rate"],
-                                      self.params["caption_mood_rate"])
+        details, mentioned = describe(
+            topic,
+            attributes,
+            qualities,
+            detail_rng,
+            self.params["caption_detail_rate"],
+            self.params["caption_mood_rate"],
+        )
         details_first = rng.random() < 0.5
         if not details:
             text = sentence + punct
@@ -301,8 +315,9 @@ class SyntheticSource:
         qualities = rng.uniform(0, 1, size=(n, 3))
         fit = 0.5 + mixtures[account, topic]
         true_rate = p["base_rate"] * quality_factor(qualities) * fit
-        likes = np.round(followers[account] * true_rate
-                         * rng.lognormal(0, p["noise_sigma"], n)).astype(np.int64)
+        likes = np.round(
+            followers[account] * true_rate * rng.lognormal(0, p["noise_sigma"], n)
+        ).astype(np.int64)
         comments = rng.poisson(likes * COMMENT_RATE * rng.lognormal(0, 0.5, n))
         seconds = np.sort(rng.uniform(0, 365 * 86400, n))
 
@@ -315,19 +330,30 @@ class SyntheticSource:
                 rel = f"images/syn-{i:06d}.jpg"
                 attributes.append(draw_attributes(top, image_rng))
                 borrow = self._borrow(image_rng, int(topic[i]))
-                writer.write(render_photo(top, tuple(qualities[i]), image_rng, size, borrow,
-                                          attributes[i]), folder / rel)
-                caption, said = self._caption(rng, top, friends[account[i]], attributes[i],
-                                              qualities[i])
+                writer.write(
+                    render_photo(top, tuple(qualities[i]), image_rng, size, borrow, attributes[i]),
+                    folder / rel,
+                )
+                caption, said = self._caption(
+                    rng, top, friends[account[i]], attributes[i], qualities[i]
+                )
                 mentioned.append(said)
                 post = Post(
-                    post_id=f"syn-{i:06d}", image_path=rel, caption=caption,
-                    hashtags=parse_hashtags(caption), mentions=parse_mentions(caption),
-                    likes=int(likes[i]), comments=int(comments[i]),
-                    followers=int(followers[account[i]]), account=names[account[i]],
-                    timestamp=(START_DATE + timedelta(seconds=float(seconds[i])))
-                    .isoformat(timespec="seconds"),
-                    source="synthetic", topic=top.name, true_engagement=float(true_rate[i]),
+                    post_id=f"syn-{i:06d}",
+                    image_path=rel,
+                    caption=caption,
+                    hashtags=parse_hashtags(caption),
+                    mentions=parse_mentions(caption),
+                    likes=int(likes[i]),
+                    comments=int(comments[i]),
+                    followers=int(followers[account[i]]),
+                    account=names[account[i]],
+                    timestamp=(START_DATE + timedelta(seconds=float(seconds[i]))).isoformat(
+                        timespec="seconds"
+                    ),
+                    source="synthetic",
+                    topic=top.name,
+                    true_engagement=float(true_rate[i]),
                 )
                 records.append(post.to_dict())
             self._generate_shoot(folder, writer)
@@ -352,7 +378,7 @@ class SyntheticSource:
             "post_attributes": {r["post_id"]: a for r, a in zip(records, attributes)},
             "post_caption_details": {r["post_id"]: m for r, m in zip(records, mentioned)},
             "engagement_model": "likes = followers * base_rate * f * (0.5 + mixture[account]"
-                                "[topic]) * LogNormal(0, noise_sigma); f = exp(sum w (q - 0.5))",
+            "[topic]) * LogNormal(0, noise_sigma); f = exp(sum w (q - 0.5))",
             "params": p,
             "seed": seed,
             "generator_version": GENERATOR_VERSION,
@@ -378,18 +404,27 @@ class SyntheticSource:
             top = self.topics[topic[i]]
             attributes = draw_attributes(top, image_rng)
             borrow = self._borrow(image_rng, int(topic[i]))
-            writer.write(render_photo(top, tuple(qualities[i]), image_rng, p["image_size"],
-                                      borrow, attributes), folder / "shoot" / name)
+            writer.write(
+                render_photo(
+                    top, tuple(qualities[i]), image_rng, p["image_size"], borrow, attributes
+                ),
+                folder / "shoot" / name,
+            )
             photos[name] = {
                 "topic": top.name,
                 **dict(zip(QUALITY_WEIGHTS, map(float, qualities[i]))),
                 "true_engagement_factor": float(factor[i]),
                 "attributes": attributes,
             }
-        shoot_truth = {"photos": photos, "quality_weights": QUALITY_WEIGHTS, "seed": seed,
-                       "generator_version": GENERATOR_VERSION}
-        (folder / "shoot_truth.json").write_text(json.dumps(shoot_truth, indent=1),
-                                                 encoding="utf-8")
+        shoot_truth = {
+            "photos": photos,
+            "quality_weights": QUALITY_WEIGHTS,
+            "seed": seed,
+            "generator_version": GENERATOR_VERSION,
+        }
+        (folder / "shoot_truth.json").write_text(
+            json.dumps(shoot_truth, indent=1), encoding="utf-8"
+        )
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -403,5 +438,6 @@ class SyntheticSource:
                 post.image_path = str(root / post.image_path)
                 posts.append(post)
         truth = json.loads((root / "truth.json").read_text(encoding="utf-8"))
-        return Corpus(posts=posts, truth=truth, name="synthetic",
-                      counts={"topics": len(self.topics)})
+        return Corpus(
+            posts=posts, truth=truth, name="synthetic", counts={"topics": len(self.topics)}
+        )

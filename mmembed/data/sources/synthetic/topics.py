@@ -14,11 +14,35 @@ import numpy as np
 from mmembed.data.sources.synthetic.engagement import QUALITY_WEIGHTS
 
 GENERIC_WORDS = (
-    "love", "style", "happy", "today", "weekend", "vibes", "life", "best", "good", "beautiful",
-    "amazing", "time", "new", "perfect", "moment", "friends", "sunday", "mood", "feeling", "day",
+    "love",
+    "style",
+    "happy",
+    "today",
+    "weekend",
+    "vibes",
+    "life",
+    "best",
+    "good",
+    "beautiful",
+    "amazing",
+    "time",
+    "new",
+    "perfect",
+    "moment",
+    "friends",
+    "sunday",
+    "mood",
+    "feeling",
+    "day",
 )
 GENERIC_HASHTAGS = (
-    "instagood", "photooftheday", "love", "picoftheday", "instadaily", "happy", "beautiful",
+    "instagood",
+    "photooftheday",
+    "love",
+    "picoftheday",
+    "instadaily",
+    "happy",
+    "beautiful",
 )
 #: Caption sentence templates: ``{t}`` takes a topic word, ``{g}`` a generic word.
 TEMPLATES = (
@@ -36,56 +60,248 @@ TEMPLATES = (
 TOPIC_TEXT: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "rockclimbing": (
         "crag",
-        ("crag", "route", "send", "boulder", "chalk", "summit", "rope", "belay", "granite",
-         "ridge", "project", "crux", "holds", "harness", "approach", "trail", "alpine", "wall",
-         "beta", "pitch"),
-        ("climbing", "rockclimbing", "bouldering", "climbinglife", "crag", "sendit", "outdoors",
-         "mountains", "climber", "adventure", "chalkup", "sportclimbing", "tradclimbing"),
+        (
+            "crag",
+            "route",
+            "send",
+            "boulder",
+            "chalk",
+            "summit",
+            "rope",
+            "belay",
+            "granite",
+            "ridge",
+            "project",
+            "crux",
+            "holds",
+            "harness",
+            "approach",
+            "trail",
+            "alpine",
+            "wall",
+            "beta",
+            "pitch",
+        ),
+        (
+            "climbing",
+            "rockclimbing",
+            "bouldering",
+            "climbinglife",
+            "crag",
+            "sendit",
+            "outdoors",
+            "mountains",
+            "climber",
+            "adventure",
+            "chalkup",
+            "sportclimbing",
+            "tradclimbing",
+        ),
         ("cragworks", "granitegrip", "summit_supply"),
     ),
     "nightlife": (
         "nightowls",
-        ("night", "party", "club", "dj", "dance", "cocktails", "lights", "music", "bass", "crowd",
-         "bar", "neon", "drinks", "rooftop", "set", "beats", "dancefloor", "late", "city",
-         "glitter"),
-        ("nightlife", "party", "clubbing", "nightout", "dj", "cocktails", "weekendvibes",
-         "dancefloor", "techno", "bar", "nightclub", "livemusic", "neon"),
+        (
+            "night",
+            "party",
+            "club",
+            "dj",
+            "dance",
+            "cocktails",
+            "lights",
+            "music",
+            "bass",
+            "crowd",
+            "bar",
+            "neon",
+            "drinks",
+            "rooftop",
+            "set",
+            "beats",
+            "dancefloor",
+            "late",
+            "city",
+            "glitter",
+        ),
+        (
+            "nightlife",
+            "party",
+            "clubbing",
+            "nightout",
+            "dj",
+            "cocktails",
+            "weekendvibes",
+            "dancefloor",
+            "techno",
+            "bar",
+            "nightclub",
+            "livemusic",
+            "neon",
+        ),
         ("neonroom_club", "bassline_events", "midnight_mixers"),
     ),
     "foodporn": (
         "platefuls",
-        ("plate", "brunch", "dinner", "pasta", "sauce", "fresh", "delicious", "recipe", "chef",
-         "homemade", "flavour", "crispy", "dessert", "spicy", "taste", "kitchen", "bowl",
-         "garlic", "roasted", "cheese"),
-        ("foodporn", "foodie", "yummy", "delicious", "instafood", "foodphotography", "homemade",
-         "brunch", "dinner", "foodstagram", "tasty", "chef", "eeeeeats"),
+        (
+            "plate",
+            "brunch",
+            "dinner",
+            "pasta",
+            "sauce",
+            "fresh",
+            "delicious",
+            "recipe",
+            "chef",
+            "homemade",
+            "flavour",
+            "crispy",
+            "dessert",
+            "spicy",
+            "taste",
+            "kitchen",
+            "bowl",
+            "garlic",
+            "roasted",
+            "cheese",
+        ),
+        (
+            "foodporn",
+            "foodie",
+            "yummy",
+            "delicious",
+            "instafood",
+            "foodphotography",
+            "homemade",
+            "brunch",
+            "dinner",
+            "foodstagram",
+            "tasty",
+            "chef",
+            "eeeeeats",
+        ),
         ("ovenhouse_kitchen", "freshfork_market", "saucery_co"),
     ),
     "cosmetics": (
         "glowkit",
-        ("lipstick", "glow", "skin", "serum", "shade", "palette", "blush", "lashes", "gloss",
-         "routine", "matte", "foundation", "swatch", "beauty", "pink", "nude", "shimmer",
-         "cream", "skincare", "look"),
-        ("makeup", "beauty", "skincare", "cosmetics", "lipstick", "makeuplover", "glow",
-         "beautyblogger", "nails", "mua", "crueltyfree", "selfcare", "swatches"),
+        (
+            "lipstick",
+            "glow",
+            "skin",
+            "serum",
+            "shade",
+            "palette",
+            "blush",
+            "lashes",
+            "gloss",
+            "routine",
+            "matte",
+            "foundation",
+            "swatch",
+            "beauty",
+            "pink",
+            "nude",
+            "shimmer",
+            "cream",
+            "skincare",
+            "look",
+        ),
+        (
+            "makeup",
+            "beauty",
+            "skincare",
+            "cosmetics",
+            "lipstick",
+            "makeuplover",
+            "glow",
+            "beautyblogger",
+            "nails",
+            "mua",
+            "crueltyfree",
+            "selfcare",
+            "swatches",
+        ),
         ("velvetglow_beauty", "rosepetal_cosmetics", "lumiskin_lab"),
     ),
     "countryhomes": (
         "cottage",
-        ("cottage", "farmhouse", "garden", "barn", "porch", "meadow", "rustic", "fireplace",
-         "village", "orchard", "fields", "hedge", "kitchen", "home", "roses", "fence", "chimney",
-         "countryside", "cosy", "lane"),
-        ("countryhome", "cottage", "farmhouse", "countryliving", "homedecor", "interiordesign",
-         "garden", "cottagecore", "rustic", "farmlife", "homesweethome", "countryside", "barn"),
+        (
+            "cottage",
+            "farmhouse",
+            "garden",
+            "barn",
+            "porch",
+            "meadow",
+            "rustic",
+            "fireplace",
+            "village",
+            "orchard",
+            "fields",
+            "hedge",
+            "kitchen",
+            "home",
+            "roses",
+            "fence",
+            "chimney",
+            "countryside",
+            "cosy",
+            "lane",
+        ),
+        (
+            "countryhome",
+            "cottage",
+            "farmhouse",
+            "countryliving",
+            "homedecor",
+            "interiordesign",
+            "garden",
+            "cottagecore",
+            "rustic",
+            "farmlife",
+            "homesweethome",
+            "countryside",
+            "barn",
+        ),
         ("oakbarn_interiors", "meadowlane_homes", "hearthstone_living"),
     ),
     "fashiontravel": (
         "wanderstyle",
-        ("outfit", "travel", "beach", "dress", "look", "sunset", "coast", "style", "linen",
-         "trip", "vacation", "hat", "stripes", "city", "getaway", "summer", "sandals", "island",
-         "streets", "wardrobe"),
-        ("fashion", "travel", "ootd", "style", "wanderlust", "travelgram", "fashionblogger",
-         "outfit", "beachlife", "summer", "streetstyle", "vacation", "outfitoftheday"),
+        (
+            "outfit",
+            "travel",
+            "beach",
+            "dress",
+            "look",
+            "sunset",
+            "coast",
+            "style",
+            "linen",
+            "trip",
+            "vacation",
+            "hat",
+            "stripes",
+            "city",
+            "getaway",
+            "summer",
+            "sandals",
+            "island",
+            "streets",
+            "wardrobe",
+        ),
+        (
+            "fashion",
+            "travel",
+            "ootd",
+            "style",
+            "wanderlust",
+            "travelgram",
+            "fashionblogger",
+            "outfit",
+            "beachlife",
+            "summer",
+            "streetstyle",
+            "vacation",
+            "outfitoftheday",
+        ),
         ("coastline_atelier", "wanderthread", "sundress_studio"),
     ),
 }
@@ -124,12 +340,17 @@ def make_topics(num_topics: int) -> list[Topic]:
             topics.append(Topic(base, base, (0, 1, 2), stem, words, tags, brands))
             continue
         suffix = str(variant + 1)
-        topics.append(Topic(
-            name=base + suffix, style=base,
-            perm=_VARIANT_PERMS[(variant - 1) % len(_VARIANT_PERMS)],
-            stem=stem + suffix, words=words,
-            hashtags=tuple(t + suffix for t in tags), brands=tuple(b + suffix for b in brands),
-        ))
+        topics.append(
+            Topic(
+                name=base + suffix,
+                style=base,
+                perm=_VARIANT_PERMS[(variant - 1) % len(_VARIANT_PERMS)],
+                stem=stem + suffix,
+                words=words,
+                hashtags=tuple(t + suffix for t in tags),
+                brands=tuple(b + suffix for b in brands),
+            )
+        )
     return topics
 
 
@@ -142,8 +363,11 @@ Colour = tuple[int, int, int]
 #: The named colours of the colour details. Their RGB values are absolute: variant topics
 #: recolour their style but a "red" door is red in every topic.
 NAMED_COLOURS: dict[str, Colour] = {
-    "red": (215, 35, 45), "blue": (40, 90, 215), "green": (45, 160, 70),
-    "yellow": (245, 205, 45), "pink": (245, 130, 185),
+    "red": (215, 35, 45),
+    "blue": (40, 90, 215),
+    "green": (45, 160, 70),
+    "yellow": (245, 205, 45),
+    "pink": (245, 130, 185),
 }
 #: Probability that a caption mentions a detail that has a phrase (real captions skip some).
 DETAIL_RATE = 0.7
@@ -174,8 +398,11 @@ class Attribute:
 
 def _colour_detail(*templates: str) -> Attribute:
     """The colour detail of a topic: one named colour, said with ``{c}`` templates."""
-    return Attribute("colour", tuple(NAMED_COLOURS),
-                     {c: tuple(t.format(c=c) for t in templates) for c in NAMED_COLOURS})
+    return Attribute(
+        "colour",
+        tuple(NAMED_COLOURS),
+        {c: tuple(t.format(c=c) for t in templates) for c in NAMED_COLOURS},
+    )
 
 
 def _prop(name: str, *phrases: str) -> Attribute:
@@ -188,50 +415,91 @@ def _prop(name: str, *phrases: str) -> Attribute:
 ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
     "rockclimbing": (
         _colour_detail("{c} shirt", "{c} top", "in {c}"),
-        Attribute("light", ("day", "golden hour"), {
-            "day": ("blue sky", "bluebird day", "clear skies"),
-            "golden hour": ("golden hour", "sunset session", "evening light")}),
-        Attribute("rope", ("roped", "bouldering"), {
-            "roped": ("on the rope", "roped up", "lead climbing"),
-            "bouldering": ("no rope", "crash pad", "ropeless")}),
+        Attribute(
+            "light",
+            ("day", "golden hour"),
+            {
+                "day": ("blue sky", "bluebird day", "clear skies"),
+                "golden hour": ("golden hour", "sunset session", "evening light"),
+            },
+        ),
+        Attribute(
+            "rope",
+            ("roped", "bouldering"),
+            {
+                "roped": ("on the rope", "roped up", "lead climbing"),
+                "bouldering": ("no rope", "crash pad", "ropeless"),
+            },
+        ),
     ),
     "nightlife": (
-        _colour_detail("{c} cocktail vibes", "something {c} in the glass",
-                       "{c} is the colour tonight"),
-        Attribute("count", ("one", "several"), {
-            "one": ("one drink", "just the one", "a single glass"),
-            "several": ("a round for the table", "drinks for everyone", "a round of cocktails")}),
+        _colour_detail(
+            "{c} cocktail vibes", "something {c} in the glass", "{c} is the colour tonight"
+        ),
+        Attribute(
+            "count",
+            ("one", "several"),
+            {
+                "one": ("one drink", "just the one", "a single glass"),
+                "several": ("a round for the table", "drinks for everyone", "a round of cocktails"),
+            },
+        ),
         _prop("lasers", "lasers", "laser show", "lasers on the dancefloor"),
     ),
     "foodporn": (
         _colour_detail("{c} plate", "on a {c} plate", "{c} ceramics"),
-        Attribute("count", ("one", "several"), {
-            "one": ("dinner for one", "just one plate", "solo plate"),
-            "several": ("sharing plates", "a table full of plates", "small plates to share")}),
-        Attribute("table", ("wood", "marble"), {
-            "wood": ("wooden table", "rustic wood table", "dark wood"),
-            "marble": ("marble table", "white marble", "on marble")}),
+        Attribute(
+            "count",
+            ("one", "several"),
+            {
+                "one": ("dinner for one", "just one plate", "solo plate"),
+                "several": ("sharing plates", "a table full of plates", "small plates to share"),
+            },
+        ),
+        Attribute(
+            "table",
+            ("wood", "marble"),
+            {
+                "wood": ("wooden table", "rustic wood table", "dark wood"),
+                "marble": ("marble table", "white marble", "on marble"),
+            },
+        ),
     ),
     "cosmetics": (
         _colour_detail("{c} polish", "{c} nail polish", "{c} bottles"),
-        Attribute("count", ("one", "several"), {
-            "one": ("one bottle", "a single bottle", "just this one"),
-            "several": ("the whole lineup", "lineup of bottles", "the collection")}),
+        Attribute(
+            "count",
+            ("one", "several"),
+            {
+                "one": ("one bottle", "a single bottle", "just this one"),
+                "several": ("the whole lineup", "lineup of bottles", "the collection"),
+            },
+        ),
         _prop("flowers", "with flowers", "fresh flowers", "florals"),
     ),
     "countryhomes": (
         _colour_detail("{c} door", "the {c} front door", "{c} front door"),
-        Attribute("light", ("day", "golden hour", "night"), {
-            "day": ("sunny day", "blue skies", "sunny morning"),
-            "golden hour": ("golden hour", "evening glow", "sunset light"),
-            "night": ("by night", "moonlight", "under the moon")}),
+        Attribute(
+            "light",
+            ("day", "golden hour", "night"),
+            {
+                "day": ("sunny day", "blue skies", "sunny morning"),
+                "golden hour": ("golden hour", "evening glow", "sunset light"),
+                "night": ("by night", "moonlight", "under the moon"),
+            },
+        ),
         _prop("fence", "picket fence", "white picket fence", "by the fence"),
     ),
     "fashiontravel": (
         _colour_detail("{c} dress", "in a {c} dress", "{c} sundress"),
-        Attribute("light", ("day", "sunset"), {
-            "day": ("midday sun", "blue sky", "sunny afternoon"),
-            "sunset": ("sunset glow", "golden hour", "sunset by the sea")}),
+        Attribute(
+            "light",
+            ("day", "sunset"),
+            {
+                "day": ("midday sun", "blue sky", "sunny afternoon"),
+                "sunset": ("sunset glow", "golden hour", "sunset by the sea"),
+            },
+        ),
         _prop("boat", "sailboat", "boats on the water", "sailing boat"),
     ),
 }
@@ -242,9 +510,14 @@ def draw_attributes(topic: Topic, rng: np.random.Generator) -> dict[str, str]:
     return {a.name: a.values[int(rng.integers(len(a.values)))] for a in ATTRIBUTES[topic.style]}
 
 
-def describe(topic: Topic, attributes: dict[str, str], qualities, rng: np.random.Generator,
-             detail_rate: float = DETAIL_RATE, mood_rate: float = MOOD_RATE
-             ) -> tuple[list[str], list[str]]:
+def describe(
+    topic: Topic,
+    attributes: dict[str, str],
+    qualities,
+    rng: np.random.Generator,
+    detail_rate: float = DETAIL_RATE,
+    mood_rate: float = MOOD_RATE,
+) -> tuple[list[str], list[str]]:
     """Phrases a caption uses for its photo, and the names of what they mention.
 
     Each detail with a phrase is mentioned with probability ``detail_rate``; an extreme
@@ -260,8 +533,9 @@ def describe(topic: Topic, attributes: dict[str, str], qualities, rng: np.random
     values = dict(zip(QUALITY_WEIGHTS, qualities))
     for quality, side, threshold, ways in MOOD_PHRASES:
         value = values[quality]
-        if (value < threshold if side == "below" else value > threshold) \
-                and rng.random() < mood_rate:
+        if (
+            value < threshold if side == "below" else value > threshold
+        ) and rng.random() < mood_rate:
             phrases.append(ways[int(rng.integers(len(ways)))])
             mentioned.append(quality)
     order = rng.permutation(len(phrases)) if len(phrases) > 1 else range(len(phrases))
