@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 import mmembed.settings  # noqa: F401 - registers the structured configs
-from mmembed.cli import run
+from mmembed.cli import prepare_argv, run
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
@@ -15,4 +15,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    prepare_argv("train")
     main()

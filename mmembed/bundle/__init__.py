@@ -31,6 +31,7 @@ from mmembed.bundle.folder import (
     REBUILD_HINT,
     BundleError,
     default_bundle_name,
+    list_bundles,
     newest_bundle,
     read_manifest,
     recover_bundles,
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
     from mmembed.search.index import PostIndex
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Bundle", "BundleContents", "BundleError",
-           "default_bundle_name", "newest_bundle", "read_bundle", "recover_bundles",
-           "write_bundle"]
+           "default_bundle_name", "list_bundles", "newest_bundle", "read_bundle",
+           "recover_bundles", "write_bundle"]
 
 
 @dataclasses.dataclass

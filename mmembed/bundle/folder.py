@@ -334,21 +334,26 @@ def _symlink_inside(folder: Path, name: str) -> Path | None:
     return None
 
 
-def newest_bundle(index_dir: str | Path) -> Path | None:
-    """The most recently created complete bundle under ``index_dir`` (by manifest
-    ``created``), or ``None``. Hidden folders (builds in progress, ``.tmp``/``.old``) and
-    folders without a readable manifest are ignored; contents are not verified here."""
+def list_bundles(index_dir: str | Path) -> list[Path]:
+    """The complete bundles under ``index_dir``, newest first (by manifest ``created``).
+    Hidden folders (builds in progress, ``.tmp``/``.old``) and folders without a readable
+    manifest are left out; contents are not verified here."""
     index_dir = Path(index_dir)
     if not index_dir.is_dir():
-        return None
+        return []
     recover_bundles(index_dir)
-    best: tuple[dt.datetime, Path] | None = None
+    found = []
     for entry in index_dir.iterdir():
         if entry.name.startswith(".") or not entry.is_dir():
             continue
         created = _manifest_created(entry)
-        if created is None:
-            continue
-        if best is None or created > best[0]:
-            best = (created, entry)
-    return best[1] if best else None
+        if created is not None:
+            found.append((created, entry.name, entry))
+    return [entry for *_, entry in sorted(found, key=lambda f: (f[0], f[1]), reverse=True)]
+
+
+def newest_bundle(index_dir: str | Path) -> Path | None:
+    """The most recently created complete bundle under ``index_dir`` (see
+    :func:`list_bundles`), or ``None``."""
+    bundles = list_bundles(index_dir)
+    return bundles[0] if bundles else None

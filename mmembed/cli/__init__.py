@@ -2,12 +2,15 @@
 returns values.
 
 :func:`run` is their shared behaviour: one clear line and an exit code instead of a traceback.
+:func:`prepare_argv` turns the command line as people type it into overrides Hydra accepts
+(:mod:`mmembed.cli.argv`).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -24,3 +27,16 @@ def run(fn: Callable[[DictConfig], object], cfg: DictConfig) -> object:
         print(f"error: {exc}", file=sys.stderr)
         print("(run again with verbose=true for the full traceback)", file=sys.stderr)
         sys.exit(1)
+
+
+def prepare_argv(config_name: str) -> None:
+    """Rewrite ``sys.argv`` for Hydra (:func:`mmembed.cli.argv.prepare`) against
+    ``conf/<config_name>.yaml``; a mistyped setting exits with one line and status 2."""
+    from mmembed.cli.argv import UnknownSetting, prepare
+
+    config = Path(__file__).resolve().parents[2] / "conf" / f"{config_name}.yaml"
+    try:
+        sys.argv[1:] = prepare(sys.argv[1:], config)
+    except UnknownSetting as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -8,28 +8,53 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mmembed.bundle import BundleError, newest_bundle
+from mmembed.bundle import BundleError, list_bundles
 from mmembed.data.images import display_path, list_images
 from mmembed.ranking.ranker import Ranker
 from mmembed.ranking.result import SkippedInput
 from mmembed.ranking.settings import RankError, RankSettings
 
-__all__ = ["default_images", "output_dir", "rank", "resolve_bundle", "settings_of",
-           "write_outputs"]
+__all__ = ["bundles_with", "default_images", "output_dir", "rank", "resolve_bundle",
+           "settings_of", "write_outputs"]
 
 
-def resolve_bundle(bundle: str | None, index_dir: str | Path) -> Path:
-    """``bundle=`` as a folder (or a name under ``index_dir``), else the newest in ``index_dir``."""
+def resolve_bundle(bundle: str | None, index_dir: str | Path) -> tuple[Path, str]:
+    """The bundle folder to rank with, and why it is that one: ``bundle=`` as a folder (or a
+    name under ``index_dir``), else the newest complete bundle in ``index_dir``."""
     index_dir = Path(index_dir)
     if bundle:
         path = Path(str(bundle)).expanduser()
         if not path.exists() and (index_dir / str(bundle)).exists():
             path = index_dir / str(bundle)
-        return path
-    path = newest_bundle(index_dir)
-    if path is None:
+        return path, "given by bundle="
+    bundles = list_bundles(index_dir)
+    if not bundles:
         raise BundleError(f"no bundle found in {index_dir}/; run `python train.py` first")
-    return path
+    if len(bundles) == 1:
+        return bundles[0], f"the only bundle in {index_dir}/"
+    others = ", ".join(b.name for b in bundles[1:4]) + (", …" if len(bundles) > 4 else "")
+    return bundles[0], (f"the newest of {len(bundles)} bundles in {index_dir}/; the others: "
+                        f"{others}; choose one with bundle=NAME")
+
+
+def bundles_with(community: str, index_dir: str | Path, but: Path | None = None) -> list[str]:
+    """The names of the bundles in ``index_dir`` (other than ``but``) that have ``community``
+    (by full name or short id), each as ``name (community=ID)``."""
+    from mmembed.bundle import Bundle
+    from mmembed.communities.ids import community_ids, resolve_community
+
+    found = []
+    for path in list_bundles(index_dir):
+        if but is not None and path.resolve() == but.resolve():
+            continue
+        try:
+            kinds = {n: c.kind for n, c in Bundle.load(path, verify=False).communities().items()}
+        except (BundleError, OSError, ValueError, KeyError):
+            continue  # a broken bundle is reported when it is used, not here
+        name = resolve_community(community, kinds)
+        if name is not None:
+            found.append(f"{path.name} (community={community_ids(kinds)[name]})")
+    return found
 
 
 def default_images(bundle, cache_dir: str | Path) -> Path:
@@ -87,7 +112,8 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
     console = Console()
     settings = settings_of(cfg)
     if ranker is None:
-        path = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
+        path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
+        console.print(f"bundle [bold]{path}[/bold] ({why})", highlight=False)
         with console.status(f"reading bundle {path}"):
             ranker = Ranker.from_bundle(path, device=settings.device, load_weights=False)
     requested = cfg.get("community")
@@ -98,17 +124,17 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
         community, defaulted = ranker.default_community(), True
         c = ranker.communities[community]
         console.print(f"community not given: ranking for [bold]{community!r}[/bold] (largest "
-                      f"{c.kind} community, {c.size} posts); pass community=NAME "
-                      "(community=list shows them all)")
+                      f"{c.kind} community, {c.size} posts); pass community=ID "
+                      "(community=list shows them all)", highlight=False)
     else:
-        community, defaulted = str(requested), False
-        if community not in ranker.communities:
-            print_communities(ranker, console)
-            close = ranker.closest_communities(community)
-            hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
-                    else "no similar name")
-            raise RankError(f"unknown community {community!r}: {hint} Pass community=NAME from "
-                            f"the list above.")
+        defaulted = False
+        try:
+            community = ranker.resolve_community(str(requested))
+        except RankError as exc:
+            elsewhere = bundles_with(str(requested), cfg.paths.index_dir, ranker.bundle.path)
+            where = (f" It is in: {'; '.join(elsewhere)}: pass bundle=NAME." if elsewhere else
+                     " `python rank.py community=list` lists this bundle's communities.")
+            raise RankError(f"{exc} (bundle {ranker.bundle.name}).{where}") from None
     with console.status(f"loading the model of bundle {ranker.bundle.name}"):
         _ = ranker.model
     images = cfg.get("images")

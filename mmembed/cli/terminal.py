@@ -57,16 +57,19 @@ def print_communities(ranker, console) -> None:
     """The bundle's communities: name, kind, size, top clusters, top hashtags."""
     from rich.table import Table
 
-    table = Table(title=f"communities in bundle {ranker.bundle.name}")
+    table = Table(title=f"communities in bundle {ranker.bundle.name}",
+                  caption="pass community=ID (no quotes needed); the full name works too")
+    table.add_column("ID", no_wrap=True, style="bold")
     for col in ("community", "kind", "size", "top clusters", "top hashtags"):
         table.add_column(col, justify="right" if col == "size" else "left")
     order = sorted(ranker.communities.values(),
                    key=lambda c: (c.kind == "cluster", -c.size, c.name))
+    ids = ranker.community_ids
     for c in order:
         top = ", ".join(f"{ranker.clusters[i].short_name} {c.profile[i]:.2f}"
                         for i in c.top_clusters)
         tags = " ".join(f"#{t}" for t, _ in c.top_hashtags[:3])
-        table.add_row(c.name, c.kind, str(c.size), top, tags)
+        table.add_row(ids[c.name], c.name, c.kind, str(c.size), top, tags)
     console.print(table)
 
 

@@ -16,7 +16,8 @@ def evaluate_cfg(cfg: DictConfig) -> dict[str, Any]:
     """Resolve ``bundle=``, evaluate, write ``eval.json``/``eval.md``, print the table."""
     from mmembed.cli.rank import resolve_bundle
 
-    path = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
+    path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
+    print(f"bundle {path} ({why})")
     res = evaluate(path, EvalSettings.from_cfg(cfg))
     target = write_evaluation(res, cfg.get("out") or path)
     res["output_dir"] = str(Path(target).resolve())

@@ -39,12 +39,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mmembed.bundle import Bundle, BundleError
+from mmembed.communities.ids import community_ids, resolve_community
 from mmembed.communities.profiles import Community
 from mmembed.data.images import display_path
 from mmembed.data.photos import photo_loader
@@ -208,9 +210,26 @@ class Ranker:
                 return min(names, key=lambda n: (-self.communities[n].size, n))
         raise BundleError(f"{self.bundle.path} lists no community; rebuild the bundle")
 
+    @cached_property
+    def community_ids(self) -> dict[str, str]:
+        """Community name → its short id (:mod:`mmembed.communities.ids`)."""
+        return community_ids({n: c.kind for n, c in self.communities.items()})
+
+    def resolve_community(self, query: str) -> str:
+        """The full name of the community ``query`` names: its full name, its short id, or a
+        hashtag's bare word. Raises :class:`RankError` naming the closest names otherwise."""
+        name = resolve_community(str(query), {n: c.kind for n, c in self.communities.items()})
+        if name is None:
+            close = self.closest_communities(str(query))
+            hint = (f"did you mean {', '.join(repr(self.community_ids[c]) for c in close)}?"
+                    if close else "no similar name in this bundle")
+            raise RankError(f"unknown community {query!r}: {hint}")
+        return name
+
     def closest_communities(self, name: str, n: int = 3) -> list[str]:
         names = list(self.communities)
         lower = {c.lower(): c for c in names}
+        lower.update({i: c for c, i in self.community_ids.items()})
         close = difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.6)
         found = [lower[c] for c in close]
         found += [c for c in names if name.lower() in c.lower() and c not in found]
@@ -223,7 +242,8 @@ class Ranker:
         return CommunityPosts.from_records(self.index, records)
 
     def community_summary(self, name: str, defaulted: bool = False) -> dict:
-        return {**self.communities[name].summary(), "defaulted": defaulted}
+        return {**self.communities[name].summary(), "id": self.community_ids[name],
+                "defaulted": defaulted}
 
     # ---------------------------------------------------------------- embedding
     def _feature_index(self):
@@ -357,8 +377,7 @@ class Ranker:
              progress: Progress = QUIET) -> RankingResult:
         """:meth:`embed` then :meth:`score`."""
         settings = settings or RankSettings()
-        if community not in self.communities:
-            raise RankError(f"unknown community {community!r}")
+        community = self.resolve_community(community)
         return self.score(self.embed(paths, settings, skipped, progress), community, settings)
 
     def score(self, photos: Photos, community: str,
@@ -367,8 +386,7 @@ class Ranker:
         from mmembed.ranking.explain import explain
 
         settings = settings or RankSettings()
-        if community not in self.communities:
-            raise RankError(f"unknown community {community!r}")
+        community = self.resolve_community(community)
         parts = self.fit_parts(photos.latent, photos.z_image, photos.engagement, community,
                                settings, unlike=photos.unlike)
         reference = self.reference(community, settings)
