@@ -85,7 +85,8 @@ def test_rank_py_end_to_end(bundle, dataset, tmp_path):
     out = tmp_path / "out"
     proc = rank_py(f"bundle={bundle}", f"out={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "community not given" in proc.stdout and "community=NAME" in proc.stdout
+    assert "community not given" in proc.stdout and "community=ID" in proc.stdout
+    assert f"bundle {bundle} (given by bundle=)" in proc.stdout
     assert str(out) in proc.stdout
     for name in ("ranking.csv", "ranking.json", "report.html"):
         assert (out / name).is_file(), name
@@ -260,9 +261,9 @@ def test_unknown_community_suggests_close_names(ranker, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run(functools.partial(rank, ranker=ranker), rank_cfg(tmp_path, f"community={typo}"))
     assert exit_info.value.code != 0
-    captured = capsys.readouterr()
-    assert real in captured.out  # the list
-    assert "unknown community" in captured.err and repr(real) in captured.err
+    err = capsys.readouterr().err
+    assert "unknown community" in err and repr(ranker.community_ids[real]) in err
+    assert "community=list" in err
 
 
 # ------------------------------------------------------------------------------ pieces
