@@ -208,14 +208,38 @@ def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
                                      default_root_dir=str(output_dir))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    log.info("model %s: %.1f M trainable parameters, %.1f M frozen", type(model).__name__,
+             trainable / 1e6, frozen / 1e6)
     with warnings.catch_warnings():
         # Frozen towers are in eval mode on purpose (see towers.freeze).
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    log.info(stop_reason(trainer))
     paths = {name: getattr(configured.get(f"{name}_checkpoint"), "best_model_path", None) or None
              for name in ("best", "last")}
     log.info("checkpoints: best %s, last %s", paths["best"], paths["last"])
     return trainer, paths
+
+
+def stop_reason(trainer: L.Trainer) -> str:
+    """One line saying why ``trainer.fit`` ended: early stopping (with its patience and best
+    score), ``max_epochs``/``max_steps``, or an interruption."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    epochs = trainer.current_epoch
+    for cb in trainer.callbacks:
+        if isinstance(cb, EarlyStopping) and cb.stopped_epoch > 0:
+            best = cb.best_score.item() if torch.is_tensor(cb.best_score) else cb.best_score
+            return (f"training stopped early after epoch {cb.stopped_epoch + 1} of "
+                    f"{trainer.max_epochs}: {cb.monitor} had not improved for {cb.patience} "
+                    f"epochs (best {best:.4f})")
+    if trainer.interrupted:
+        return f"training was interrupted during epoch {epochs + 1}"
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return f"training stopped at max_steps={trainer.max_steps} (epoch {epochs})"
+    return f"training ran all {epochs} epochs (max_epochs={trainer.max_epochs})"
 
 
 def bundle_target(cfg: DictConfig) -> Path:
@@ -249,8 +273,10 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
     if datamodule.skipped:
         log.warning("%s\n(every input and reason: python -m mmembed.data with the same data "
                     "overrides)", format_skipped(datamodule.skipped, examples=3))
+    progress.phase("loading the towers")
     model = instantiate(cfg.model)
     attach_tokenizer(model, datamodule, extras.get("tokenizer_json"), ckpt_path)
+    progress.phase(None)
 
     logger = build_logger(cfg, extras.get("wandb_run_id"))
     trainer, checkpoints = None, {"best": None, "last": None}
@@ -283,5 +309,7 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
                         if isinstance(v, int | float) and v is not None})
         objects["bundle"] = result
     if is_wandb(logger):
-        logger.experiment.finish()  # an offline run folder then holds every record
+        run = logger.experiment
+        objects["wandb"] = run.url or str(Path(run.dir).parent)  # offline: its folder
+        run.finish()  # an offline run folder then holds every record
     return metrics, objects

@@ -147,3 +147,23 @@ def test_bundles_with_lists_the_bundles_that_have_a_community(tiny_bundle, tmp_p
     assert found == [f"other (community={ranker.community_ids[name]})"]
     assert bundles_with(name, index, but=other) == []
     assert bundles_with("no such community at all", index) == []
+
+
+# ------------------------------------------------------------------------------ help
+@pytest.mark.parametrize("app, must, must_not", [
+    ("rank.py", ["community=ID", "images=PATH", "bundle=NAME"], ["trainer:", "model/image_tower"]),
+    ("train.py", ["data=NAME", "+experiment=NAME", "model/image_tower:"], []),
+])
+def test_help_says_what_the_app_does_with_five_examples(app, must, must_not, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / app), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    examples = text.split("Examples:")[1].split("\n\n")[0]
+    assert sum(line.strip().startswith(f"python {app}") for line in examples.splitlines()) == 5
+    assert all(m in text for m in must) and not any(m in text for m in must_not)
+    assert "Powered by Hydra" not in text and len(text.splitlines()) < 70
+    assert list(tmp_path.iterdir()) == []  # --help writes nothing

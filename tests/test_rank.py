@@ -90,6 +90,7 @@ def test_rank_py_end_to_end(bundle, dataset, tmp_path):
     assert str(out) in proc.stdout
     for name in ("ranking.csv", "ranking.json", "report.html"):
         assert (out / name).is_file(), name
+    assert not (tmp_path / "outputs").exists() and not list(tmp_path.rglob("*.log"))
     rows = read_csv(out / "ranking.csv")
     assert set(CSV_COLUMNS) <= set(rows[0])
     shoot = {p.name for p in dataset["shoot"].glob("*.jpg")}

@@ -210,8 +210,10 @@ class JointEmbedding(L.LightningModule):
         self.engagement_std.fill_(float(target.std().clamp_min(1e-3)))
         if self.freeze_towers and not self._cached:
             from mmembed.models.features import tower_features
+            from mmembed.progress import QUIET
 
-            self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir)
+            self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir,
+                                          progress=getattr(datamodule, "progress", QUIET))
 
     def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Tower features of a batch: given in it, from the frozen-feature cache (by post
