@@ -167,3 +167,21 @@ def test_help_says_what_the_app_does_with_five_examples(app, must, must_not, tmp
     assert all(m in text for m in must) and not any(m in text for m in must_not)
     assert "Powered by Hydra" not in text and len(text.splitlines()) < 70
     assert list(tmp_path.iterdir()) == []  # --help writes nothing
+
+
+def test_rank_py_ranks_for_a_hashtag_community_named_as_typed(tiny_bundle, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    for n, community in enumerate(["#rockclimbing", "tag-rockclimbing", "rockclimbing"]):
+        out = tmp_path / f"out{n}"
+        proc = subprocess.run([sys.executable, str(ROOT / "rank.py"), f"bundle={tiny_bundle}",
+                               f"community={community}", f"out={out}", "report=false"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "COLUMNS": "160"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads((out / "ranking.json").read_text())
+        assert result["community"]["name"] == "#rockclimbing"
+        assert result["community"]["id"] == "tag-rockclimbing"
+        assert result["community"]["kind"] == "source"
