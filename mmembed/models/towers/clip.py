@@ -29,7 +29,9 @@ from torch import Tensor, nn
 from mmembed.models.towers.base import ImageTower, TextTower, _as_texts
 from mmembed.models.towers.weights import (
     WeightsMismatchError,
+    check_fits,
     hub_error,
+    load_weights_file,
     looks_like_path,
     missing_file_error,
 )
@@ -65,9 +67,11 @@ def _load_checkpoint(model: nn.Module, path: Path, what: str) -> None:
     try:
         incompatible = open_clip.load_checkpoint(model, str(path), strict=False,
                                                  weights_only=True)
-    except RuntimeError as err:  # shapes that differ
+    except (RuntimeError, AssertionError) as err:  # shapes that differ
+        if path.suffix not in (".npz", ".npy"):  # name the keys and shapes that differ
+            check_fits(model, load_weights_file(path, what), path, what)
         lines = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
-        detail = "; ".join(lines[:3]) or str(err).strip().splitlines()[0][:300]
+        detail = "; ".join(lines[:3]) or (str(err).strip().splitlines() or [""])[0][:300]
         raise WeightsMismatchError(f"{path} does not fit {what}: {detail}. {fix}") from err
     except Exception as err:
         raise WeightsMismatchError(
