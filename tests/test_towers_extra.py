@@ -296,7 +296,7 @@ def test_open_clip_bundle_loads_again_without_the_checkpoint(clip_checkpoint, tm
     from mmembed.ranking.ranker import Ranker
     from mmembed.training import train
 
-    name, path, _ = clip_checkpoint
+    name, path, source = clip_checkpoint
     folder = tmp_path / "clip"
     shutil.copytree(Path(name.removeprefix("local-dir:")), folder)
     shutil.copy(path, tmp_path / "clip.safetensors")
@@ -312,6 +312,11 @@ def test_open_clip_bundle_loads_again_without_the_checkpoint(clip_checkpoint, tm
     overrides = list(dict((o.split("=")[0], o) for o in overrides).values())  # last one wins
     _, objects = train(compose(overrides))
     trained = objects["model"].eval()
+    # Training built both towers from the checkpoint (frozen, so still its weights).
+    for tower, part in ((trained.image_tower.model, source.visual),
+                        (trained.text_tower.model.token_embedding, source.token_embedding)):
+        for key, value in part.state_dict().items():
+            assert torch.equal(tower.state_dict()[key], value), key
     bundle_path = objects["bundle"].path
     (tmp_path / "clip.safetensors").unlink()  # ranking must not need the checkpoint
 

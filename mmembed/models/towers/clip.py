@@ -158,6 +158,10 @@ class OpenCLIPImageTower(ImageTower):
         self.model = visual
         self.feature_dim = int(config["embed_dim"])
 
+    def fingerprint(self) -> str:
+        """The name and normalisation (not in the state dict) for the feature cache key."""
+        return f"{self.name}|{self.mean.flatten().tolist()}|{self.std.flatten().tolist()}"
+
     def features(self, x: Tensor) -> Tensor:
         return self.model(x)
 
@@ -197,6 +201,10 @@ class OpenCLIPTextTower(TextTower):
         self.max_length = int(getattr(tokenizer, "context_length", None)
                               or config["text_cfg"].get("context_length", 77))
         self.out_dim = int(config["embed_dim"])
+
+    def fingerprint(self) -> str:
+        """The model name (which picks the tokenizer) for the feature cache key."""
+        return self.name
 
     def tokenizer_fn(self) -> OpenCLIPCaptionTokenizer:
         return self._tokenize

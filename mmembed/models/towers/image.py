@@ -277,6 +277,10 @@ class TimmTower(ImageTower):
                                  f"({err}); use input_size={native} or null") from err
         self.feature_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
 
+    def fingerprint(self) -> str:
+        """The name and normalisation (not in the state dict) for the feature cache key."""
+        return f"{self.name}|{self.mean.flatten().tolist()}|{self.std.flatten().tolist()}"
+
     def features(self, x: Tensor) -> Tensor:
         return self.model(x)
 
