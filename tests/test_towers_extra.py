@@ -239,6 +239,10 @@ def test_open_clip_checkpoint_is_really_used_by_both_towers(clip_checkpoint):
     assert same(run(text, tokens), expected_text)
     assert differ(run(fresh_image, batch), expected_image)
     assert differ(run(fresh_text, tokens), expected_text)
+    # Another input size: the checkpoint's position embeddings are resampled to fit it.
+    resized = OpenCLIPImageTower(name, weights=str(path), input_size=48).eval()
+    assert resized.input_size == 48 and run(resized, batch).shape == (3, 24)
+    assert torch.equal(resized.model.conv1.weight, source.visual.conv1.weight)
 
 
 def test_open_clip_errors_name_the_file_and_the_fix(clip_checkpoint, tmp_path):
@@ -292,6 +296,7 @@ def test_open_clip_bundle_loads_again_without_the_checkpoint(clip_checkpoint, tm
 
     from conftest import TINY
 
+    from mmembed.bundle import BundleError
     from mmembed.config import compose
     from mmembed.ranking.ranker import Ranker
     from mmembed.training import train
@@ -330,3 +335,7 @@ def test_open_clip_bundle_loads_again_without_the_checkpoint(clip_checkpoint, tm
     assert shoot
     result = ranker.rank(shoot, next(iter(ranker.communities)))
     assert len(result.photos) == len(shoot) and not result.skipped
+    # A local-dir: model needs its folder's open_clip_config.json (not its weights) to rebuild.
+    shutil.rmtree(folder)
+    with pytest.raises(BundleError, match="open_clip_config.json"):
+        Ranker.from_bundle(bundle_path)
