@@ -183,7 +183,7 @@ def attach_tokenizer(model, datamodule, tokenizer_json: str | None = None,
         if tokenizer_json is not None:
             model.text_tower.load_tokenizer(tokenizer_json)
         else:
-            if ckpt_path and not model.text_tower.pretrained:
+            if ckpt_path and model.text_tower.fits_vocabulary:
                 log.warning("%s stores no text vocabulary (written by an older version): "
                             "fitting it again, which may not give the token ids its weights "
                             "were trained with", ckpt_path)

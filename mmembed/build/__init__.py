@@ -152,7 +152,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                  "engagement_pred": emb.engagement_pred, "q": q.astype(np.float32)},
         index=index, pictures=pictures,
         tokenizer_json=(text_tower.tokenizer_json()
-                        if text_tower is not None and not text_tower.pretrained else None),
+                        if text_tower is not None and text_tower.fits_vocabulary else None),
         calibration=calibration, feature_index=feature_index)
     progress.phase("writing the bundle")
     _, params = clusterer.state()

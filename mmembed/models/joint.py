@@ -330,7 +330,7 @@ class JointEmbedding(L.LightningModule):
         ids, and fitting again on resume need not give the same ids: Hugging Face tokenizers'
         trainers break ties in hash-map order (huggingface/tokenizers#1794)."""
         tower = self.text_tower
-        if tower is not None and not tower.pretrained:
+        if tower is not None and tower.fits_vocabulary:
             checkpoint["tokenizer_json"] = tower.tokenizer_json()
 
     # ----------------------------------------------------------------- optimisation

@@ -114,6 +114,10 @@ class TextTower(nn.Module):
 
     out_dim: int
     max_length: int
+    #: Whether the tower fits its vocabulary on the corpus (:meth:`fit_tokenizer`), which a
+    #: checkpoint and a bundle then store (:meth:`tokenizer_json`). False for towers whose
+    #: tokenizer comes with the model (Hugging Face, open_clip), random weights or not.
+    fits_vocabulary: bool = False
 
     @property
     def pretrained(self) -> bool:
