@@ -174,14 +174,18 @@ def test_rank_py_ranks_for_a_hashtag_community_named_as_typed(tiny_bundle, tmp_p
     import subprocess
     import sys
 
-    for n, community in enumerate(["#rockclimbing", "tag-rockclimbing", "rockclimbing"]):
-        out = tmp_path / f"out{n}"
-        proc = subprocess.run([sys.executable, str(ROOT / "rank.py"), f"bundle={tiny_bundle}",
-                               f"community={community}", f"out={out}", "report=false"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "COLUMNS": "160"})
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        result = json.loads((out / "ranking.json").read_text())
-        assert result["community"]["name"] == "#rockclimbing"
-        assert result["community"]["id"] == "tag-rockclimbing"
-        assert result["community"]["kind"] == "source"
+    from mmembed.ranking.ranker import Ranker
+
+    ranker = Ranker.from_bundle(tiny_bundle, load_weights=False)
+    for query in ("#rockclimbing", "tag-rockclimbing", "rockclimbing", "TAG-ROCKCLIMBING"):
+        assert ranker.resolve_community(query) == "#rockclimbing"
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "rank.py"), f"bundle={tiny_bundle}",
+                           "community=#rockclimbing", f"out={out}", "report=false"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "160"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "ranking.json").read_text())
+    assert result["community"]["name"] == "#rockclimbing"
+    assert result["community"]["id"] == "tag-rockclimbing"
+    assert result["community"]["kind"] == "source"
