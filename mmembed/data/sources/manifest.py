@@ -92,7 +92,8 @@ def _csv_rows(reader, header: list[str]) -> Iterator[tuple[int, dict[str, Any] |
             yield (
                 number,
                 PostError(
-                    f"{len(fields)} fields but the header has {len(header)} columns (a comma inside "
+                    f"{len(fields)} fields but the header has {len(header)} columns "
+                    "(a comma inside "
                     "an unquoted caption? quote the field)"
                 ),
             )
