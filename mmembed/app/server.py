@@ -9,7 +9,8 @@ Pages (HTML rendered on the server, :mod:`mmembed.app.pages`)::
     GET  /results/ID                a ranking: report.html's content
     GET  /results/ID/ranking.csv    its CSV, and ranking.json its JSON
 
-JSON API (OpenAPI docs at ``/docs``)::
+JSON API (OpenAPI docs at ``/docs``, served from fastapi-offline's copy of Swagger UI, so they
+work without a network)::
 
     GET  /api/health                {"status": "ok", "bundle", "k", "communities"}
     GET  /api/communities           {"bundle", "communities": [summary, ...]}
@@ -32,6 +33,7 @@ from typing import Annotated
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
@@ -78,7 +80,7 @@ class _DeclaredTooLarge:
 def create_app(service: RankService) -> FastAPI:
     """The FastAPI app over ``service`` (see the module docstring)."""
     limits = service.app
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs from the package's own Swagger UI files, no CDN
         title="mmembed",
         summary="Rank new photos for a social-media community.",
         description=(f"Serving bundle `{service.bundle_name}`. Upload photos to `POST "
@@ -114,7 +116,8 @@ def create_app(service: RankService) -> FastAPI:
             return refusal(path, 413, too_large)
         if exc.status_code == 400 and str(exc.detail).startswith("Too many files"):
             return refusal(path, 413, too_many)  # Starlette's form parser past app.max_files
-        if path.startswith("/api/") or path in ("/docs", "/openapi.json"):
+        if path.startswith(("/api/", "/static-offline-docs/")) or path in ("/docs", "/redoc",
+                                                                            "/openapi.json"):
             return await http_exception_handler(request, exc)
         return refusal(path, exc.status_code, str(exc.detail))
 
