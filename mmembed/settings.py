@@ -6,13 +6,15 @@ and Hydra type-checks an override (``rank.alpha=abc`` is refused before anything
 - ``rank``: :class:`mmembed.ranking.settings.RankSettings`;
 - ``search``: :class:`mmembed.search.index.SearchSettings`;
 - ``communities``: :class:`mmembed.communities.profiles.CommunitySettings`;
-- ``trust``: :class:`mmembed.ranking.trust.TrustSettings`.
+- ``trust``: :class:`mmembed.ranking.trust.TrustSettings`;
+- ``app``: :class:`mmembed.app.settings.AppSettings` (``rank.py serve=true``).
 """
 
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
+from mmembed.app.settings import AppSettings
 from mmembed.communities.profiles import CommunitySettings
 from mmembed.ranking.settings import RankSettings
 from mmembed.ranking.trust import TrustSettings
@@ -28,6 +30,7 @@ def register() -> None:
     store.store(group="search", name="default", node=SearchSettings)
     store.store(group="communities", name="default", node=CommunitySettings)
     store.store(group="trust", name="default", node=TrustSettings)
+    store.store(group="app", name="default", node=AppSettings)
 
 
 register()

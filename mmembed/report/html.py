@@ -40,7 +40,8 @@ from mmembed.report import templating, wording
 from mmembed.report.colors import cluster_colors, cluster_name, short_name
 from mmembed.report.thumbnails import thumbnail_uris
 
-__all__ = ["DIVERGENCE_TEXT", "render_report", "report_context", "write_report"]
+__all__ = ["DIVERGENCE_TEXT", "render_report", "report_context", "skipped_context",
+           "write_report"]
 
 #: One line per divergence (config ``rank.divergence``), shown in the report's header.
 DIVERGENCE_TEXT = {
@@ -132,11 +133,13 @@ def _pair_bars(p: np.ndarray, q: np.ndarray, names: Sequence[str], colors: Seque
 
 def _photo_context(photo: Mapping[str, Any], p: np.ndarray, names: Sequence[str],
                    colors: Sequence[str], order: Sequence[int], community: str,
-                   thumb: int, max_clusters: int, small: int = SMALL) -> dict[str, Any]:
+                   thumb: int, max_clusters: int, small: int = SMALL,
+                   pixels: Mapping[str, Any] | None = None) -> dict[str, Any]:
     k = len(p)
     q = fmt.profile_shares(photo.get("q"), k)[:k] if k else np.zeros(0)
     image = str(photo.get("image") or "")
-    uri, small_uri, error = thumbnail_uris(image, thumb, small=small)
+    source = image if pixels is None else pixels.get(image)
+    uri, small_uri, error = thumbnail_uris(source, thumb, small=small)
     top_raw = photo.get("top_cluster")
     if isinstance(top_raw, Mapping):  # {"id": int, "name": str}
         top_raw = top_raw.get("id")
@@ -221,7 +224,9 @@ def _community_context(result: Mapping[str, Any], names: Sequence[str], colors: 
     }, order
 
 
-def _skipped(result: Mapping[str, Any]) -> list[dict[str, str]]:
+def skipped_context(result: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``result["skipped"]`` as ``partials/skipped.j2`` shows it: image, name, and the kind
+    and detail of the reason."""
     out = []
     for s in list(result.get("skipped") or []):
         if isinstance(s, Mapping):
@@ -236,9 +241,15 @@ def _skipped(result: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def report_context(result: Mapping[str, Any], thumb: int = 200, neighbour_thumb: int = 96,
-                   max_clusters: int = 8) -> dict[str, Any]:
+                   max_clusters: int = 8, pixels: Mapping[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """The report for ``result`` as plain data, what ``report.j2`` renders (options as in
     :func:`write_report`).
+
+    ``pixels`` maps a photo's ``image`` to the file its thumbnail is read from, when
+    ``image`` is only a name to show (the web app's uploads: the client's file name, never
+    opened); a photo missing from it gets the grey placeholder. ``None``: ``image`` is the
+    file.
 
     Keys: ``bundle``, ``community`` (name, kind, size, profile ``bars`` and ``strip``, top
     hashtags and mentions), ``settings`` (alpha and divergence explained), ``n_ranked``,
@@ -267,7 +278,8 @@ def report_context(result: Mapping[str, Any], thumb: int = 200, neighbour_thumb:
     cache: dict[str, str] = {}  # neighbour thumbnails: a post may be near several photos
     cards = []
     for ph in photos:  # one photo decoded at a time; only its small JPEG data URIs are kept
-        card = _photo_context(ph, p, names, colors, order, comm["name"], thumb, max_clusters)
+        card = _photo_context(ph, p, names, colors, order, comm["name"], thumb, max_clusters,
+                              pixels=pixels)
         card["neighbours"] = [_neighbour_context(n, neighbour_thumb, cache)
                               for n in card["neighbours"]]
         cards.append(card)
@@ -289,7 +301,7 @@ def report_context(result: Mapping[str, Any], thumb: int = 200, neighbour_thumb:
         "settings": settings,
         "n_ranked": len(photos),
         "cards": cards,
-        "skipped": _skipped(result),
+        "skipped": skipped_context(result),
         "output_dir": str(result.get("output_dir") or ""),
         "thumb": int(thumb),
         "small": SMALL,
