@@ -257,7 +257,8 @@ class Ranker:
     def caption_vocabulary(self, community: str, cluster: int) -> Vocabulary:
         """What ``community``'s posts in ``cluster`` say (phrases, hashtags, mentions), for
         caption drafts; with fewer than :data:`MIN_VOCABULARY_POSTS` of them, what every
-        community's posts in that cluster say. Held-out posts never count."""
+        community's posts in that cluster say. Held-out posts never count, and an account
+        community's drafts never mention the account itself."""
         key = (community, int(cluster))
         if key not in self._vocabularies:
             members = set(self.communities[community].members)
@@ -269,9 +270,11 @@ class Ranker:
                 own = [r for r in posts if r.get("cluster") == cluster]
             z = CommunityPosts.engagement_z_of(posts)
             at = {id(r): i for i, r in enumerate(posts)}
+            itself = community.lower() if self.communities[community].kind == "account" else None
             self._vocabularies[key] = cluster_vocabulary(
                 [r.get("caption") for r in own], [r.get("hashtags") or [] for r in own],
-                [r.get("mentions") or [] for r in own], z[[at[id(r)] for r in own]])
+                [[m for m in r.get("mentions") or [] if m.lower() != itself] for r in own],
+                z[[at[id(r)] for r in own]])
         return self._vocabularies[key]
 
     @cached_property
