@@ -155,8 +155,9 @@ def test_explanations_and_suggestions(ranker, dataset):
         assert len(weights) <= 10 and weights == sorted(weights, reverse=True)
         assert all(0 < h["count"] <= 10 and 0 <= h["weight"] <= 1 for h in photo["hashtags"])
         assert len(photo["mentions"]) <= 5
-        assert len(photo["captions"]) == len(set(photo["captions"])) <= 3
-        assert photo["captions"][0] == photo["neighbours"][0]["caption"]
+        assert 0 < len(photo["captions"]) == len(set(photo["captions"])) <= 3
+        # drafts, not the neighbours' captions (tests/test_captions.py checks the words)
+        assert not {n["caption"] for n in photo["neighbours"]} & set(photo["captions"])
         assert photo["audience_score"] is None or 0 <= photo["audience_score"] <= 100
 
 
