@@ -199,6 +199,29 @@ def load_weights(model, ckpt_path: str) -> None:
     model.load_state_dict(checkpoint["state_dict"])
 
 
+def _runs_on_cuda(accelerator: Any) -> bool:
+    """Whether a Trainer with this ``accelerator`` setting runs on CUDA GPUs."""
+    name = str(accelerator or "auto").lower()
+    if name in ("gpu", "cuda"):
+        return True
+    return name == "auto" and torch.cuda.is_available()
+
+
+def resolve_trainer(trainer_cfg: DictConfig) -> DictConfig:
+    """The trainer config with what this machine cannot run turned off, one log line each.
+
+    ``sync_batchnorm`` works on CUDA only (``torch.nn.SyncBatchNorm`` refuses CPU modules), so
+    ``trainer=ddp trainer.accelerator=cpu`` (gloo) runs with each rank's own batch-norm
+    statistics. (The frozen towers' batch norms are in eval mode either way.)
+    """
+    trainer_cfg = OmegaConf.create(OmegaConf.to_container(trainer_cfg, resolve=True))
+    if trainer_cfg.get("sync_batchnorm") and not _runs_on_cuda(trainer_cfg.get("accelerator")):
+        log.info("trainer.sync_batchnorm=true needs CUDA GPUs; turned off for accelerator=%s",
+                 trainer_cfg.get("accelerator"))
+        trainer_cfg.sync_batchnorm = False
+    return trainer_cfg
+
+
 def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path: str | None):
     """Run ``Trainer.fit``; return the trainer and the best/last checkpoint paths."""
     configured = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
@@ -206,8 +229,8 @@ def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path:
                  SampleTable()]
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
-                                     default_root_dir=str(output_dir))
+    trainer: L.Trainer = instantiate(resolve_trainer(cfg.trainer), logger=logger,
+                                     callbacks=callbacks, default_root_dir=str(output_dir))
     with warnings.catch_warnings():
         # Frozen towers are in eval mode on purpose (see towers.freeze).
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
