@@ -1,16 +1,20 @@
 """Many devices: validation metrics that are global and bounded, bf16, and 2-process DDP on CPU."""
 
 import csv
+import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from conftest import TINY, tiny_overrides
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from mmembed.config import compose
 from mmembed.training import attach_tokenizer, resolve_trainer, setup_datamodule, train
@@ -130,3 +134,96 @@ def test_two_process_ddp_on_cpu_matches_one_process_at_the_same_global_batch(tmp
                 assert abs(other - value) <= 1 / n_val + 1e-6, (key, epoch)
             else:
                 assert other == pytest.approx(value, abs=1e-4), (key, epoch)
+
+
+class Preempted(Exception):
+    """What submitit's handler does after requeueing: end the process (here: raise)."""
+
+
+class SignalAt(L.Callback):
+    """Sends this process ``signum`` before batch ``batch`` of epoch ``epoch``."""
+
+    def __init__(self, signum, epoch, batch):
+        self.signum, self.epoch, self.batch = signum, epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), self.signum)
+
+
+SLURM_ENV = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "mmembed",
+             "SLURM_JOB_ID": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1"}
+
+
+@pytest.mark.slow
+def test_preempted_slurm_job_saves_mid_epoch_and_its_requeue_resumes(tmp_path, monkeypatch):
+    """A submitit SLURM job gets USR2 in epoch 2: the run saves hpc_ckpt_1.ckpt there, then
+    submitit's handler (a stand-in) runs; the requeued job (same config and folder, under
+    SLURM) resumes from that checkpoint and ends at the step count of an unbroken run."""
+    calls = []
+
+    def submitit_handler(signum, frame):
+        calls.append(signum)
+        raise Preempted
+
+    common = tiny_overrides(tmp_path) + ["trainer.max_epochs=3", "trainer.min_epochs=1",
+                                         "build=false"]
+    kill = (f"+callbacks.signal={{_target_:test_distributed.SignalAt,"
+            f"signum:{int(signal.SIGUSR2)},epoch:1,batch:2}}")
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.delenv("SUBMITIT_PREEMPT_SIGNAL", raising=False)
+    previous = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        with pytest.raises(Preempted):
+            train(compose([*common, kill]))
+        assert calls == [signal.SIGUSR2]
+        with pytest.raises(Preempted):  # after the run the signal still reaches submitit
+            os.kill(os.getpid(), signal.SIGUSR2)
+        assert calls == [signal.SIGUSR2, signal.SIGUSR2]
+        (saved,) = (tmp_path / "run").glob("hpc_ckpt_*.ckpt")
+        assert saved.name == "hpc_ckpt_1.ckpt"
+        assert torch.load(saved, map_location="cpu", weights_only=True)["epoch"] == 1
+
+        for key, value in SLURM_ENV.items():  # the requeued job: same folder, under SLURM
+            monkeypatch.setenv(key, value)
+        _, objects = train(compose(common))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert objects["trainer"].ckpt_path == str(saved)
+    n_train = len(objects["datamodule"].datasets["train"])
+    assert objects["trainer"].global_step == 3 * (n_train // 32)
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun_trains_every_job_and_writes_its_bundle(tmp_path):
+    """``train.py -m hydra/launcher=submitit_local seed=0,1``: two submitit jobs, each its own
+    process and folder, each ending in its own bundle."""
+    tiny = [o for o in TINY if not o.startswith(("bundle_name=", "trainer.max_epochs="))]
+    run_train("-m", "hydra/launcher=submitit_local", "seed=0,1", *tiny,
+              "trainer.max_epochs=2", "trainer.min_epochs=1", "bundle_name=tiny-${seed}",
+              f"paths.cache_dir={tmp_path / 'cache'}", f"paths.index_dir={tmp_path / 'index'}",
+              f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    logs = sorted((tmp_path / "sweep" / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2  # one submitit job per seed
+    for seed in (0, 1):
+        manifest = json.loads((tmp_path / "index" / f"tiny-{seed}" / "manifest.json").read_text())
+        assert manifest["config"]["seed"] == seed
+        assert (tmp_path / "sweep" / str(seed) / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_slurm_launcher_asks_for_the_trainer_s_nodes_and_gpus():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from mmembed.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", return_hydra_config=True, overrides=[
+            "hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2", "trainer.devices=8",
+            "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90"])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 8, 8)
+    assert (launcher["partition"], launcher["timeout_min"]) == ("gpu", 90)
+    assert launcher["max_num_timeout"] > 0 and launcher["signal_delay_s"] > 0
