@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import random
+import re
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,80 @@ class SampleTable(Callback):
                                       "log_engagement", "topic"], data=data)
 
 
+HPC_CHECKPOINT = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")
+
+
+def hpc_checkpoints(folder: str | Path) -> list[Path]:
+    """Lightning's HPC checkpoints (``hpc_ckpt_<n>.ckpt``) in ``folder``, oldest first."""
+    folder = Path(folder)
+    found = [(int(m[1]), p) for p in folder.glob("hpc_ckpt_*.ckpt")
+             if (m := HPC_CHECKPOINT.match(p.name))] if folder.is_dir() else []
+    return [p for _, p in sorted(found)]
+
+
+def submitit_signal() -> signal.Signals | None:
+    """The signal a submitit SLURM job receives before its time limit or on preemption
+    (``SUBMITIT_PREEMPT_SIGNAL``, USR2 by default); ``None`` outside such a job."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return None
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+
+
+class PreemptionCheckpoint(Callback):
+    """On ``signum``, save Lightning's HPC checkpoint, then hand the signal on.
+
+    Under ``hydra/launcher=slurm`` SLURM sends every task submitit's signal
+    (``hydra.launcher.signal_delay_s`` before the time limit, or on preemption). Each rank
+    saves ``hpc_ckpt_<n+1>.ckpt`` in the run folder (the mid-epoch state, as Lightning's own
+    SLURM auto-requeue does), then calls the handler that was there before: submitit's, which
+    requeues the job on rank 0. The requeued job runs the same Hydra job in the same folder,
+    and :func:`train` resumes from the newest HPC checkpoint there.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self._previous: Any = None
+        self._trainer: L.Trainer | None = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._trainer = trainer
+        self._previous = signal.getsignal(self.signum)
+        signal.signal(self.signum, self._handle)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        # Lightning may put this handler back when it restores the handlers it found at fit
+        # start; without a trainer it only passes the signal on.
+        self._trainer = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._trainer = None
+
+    def _handle(self, signum, frame) -> None:
+        trainer = self._trainer
+        if trainer is not None:
+            existing = hpc_checkpoints(trainer.default_root_dir)
+            n = int(HPC_CHECKPOINT.match(existing[-1].name)[1]) + 1 if existing else 1
+            path = Path(trainer.default_root_dir) / f"hpc_ckpt_{n}.ckpt"
+            log.info("signal %s: saving %s before the job is requeued", signum, path)
+            trainer.save_checkpoint(path)
+        if callable(self._previous):
+            self._previous(signum, frame)
+
+
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``, or under SLURM (a requeued job reruns in its own folder) the newest HPC
+    checkpoint in the run folder."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    saved = hpc_checkpoints(output_dir) if SLURMEnvironment.detect() else []
+    if saved:
+        log.info("requeued SLURM job: resuming from %s", saved[-1])
+        return str(saved[-1])
+    return None
+
+
 def checkpoint_extras(ckpt_path: str | None) -> dict[str, Any]:
     """What a checkpoint stores besides the training state: the W&B run id
     (``wandb_run_id``) and a from-scratch text tower's vocabulary (``tokenizer_json``); read
@@ -199,15 +275,40 @@ def load_weights(model, ckpt_path: str) -> None:
     model.load_state_dict(checkpoint["state_dict"])
 
 
+def _runs_on_cuda(accelerator: Any) -> bool:
+    """Whether a Trainer with this ``accelerator`` setting runs on CUDA GPUs."""
+    name = str(accelerator or "auto").lower()
+    if name in ("gpu", "cuda"):
+        return True
+    return name == "auto" and torch.cuda.is_available()
+
+
+def resolve_trainer(trainer_cfg: DictConfig) -> DictConfig:
+    """The trainer config with what this machine cannot run turned off, one log line each.
+
+    ``sync_batchnorm`` works on CUDA only (``torch.nn.SyncBatchNorm`` refuses CPU modules), so
+    ``trainer=ddp trainer.accelerator=cpu`` (gloo) runs with each rank's own batch-norm
+    statistics. (The frozen towers' batch norms are in eval mode either way.)
+    """
+    trainer_cfg = OmegaConf.create(OmegaConf.to_container(trainer_cfg, resolve=True))
+    if trainer_cfg.get("sync_batchnorm") and not _runs_on_cuda(trainer_cfg.get("accelerator")):
+        log.info("trainer.sync_batchnorm=true needs CUDA GPUs; turned off for accelerator=%s",
+                 trainer_cfg.get("accelerator"))
+        trainer_cfg.sync_batchnorm = False
+    return trainer_cfg
+
+
 def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path: str | None):
     """Run ``Trainer.fit``; return the trainer and the best/last checkpoint paths."""
     configured = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
     callbacks = [*configured.values(), BatchSeed(cfg.seed), WandbRunIdInCheckpoint(),
                  SampleTable()]
+    if (signum := submitit_signal()) is not None:
+        callbacks.append(PreemptionCheckpoint(signum))
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
-                                     default_root_dir=str(output_dir))
+    trainer: L.Trainer = instantiate(resolve_trainer(cfg.trainer), logger=logger,
+                                     callbacks=callbacks, default_root_dir=str(output_dir))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     log.info("model %s: %.1f M trainable parameters, %.1f M frozen", type(model).__name__,
@@ -215,7 +316,7 @@ def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path:
     with warnings.catch_warnings():
         # Frozen towers are in eval mode on purpose (see towers.freeze).
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     log.info(stop_reason(trainer))
     paths = {name: getattr(configured.get(f"{name}_checkpoint"), "best_model_path", None) or None
              for name in ("best", "last")}
@@ -264,7 +365,7 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
     L.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = resume_path(cfg, output_dir)
     extras = checkpoint_extras(ckpt_path)
     datamodule = setup_datamodule(cfg, progress)
     log.info("posts: %d (%s); skipped: %d", len(datamodule.posts),
