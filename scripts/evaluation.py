@@ -284,7 +284,9 @@ def metric_table(records: list[dict[str, Any]]) -> list[str]:
     refs = [rec.get("reference") for rec in records if rec.get("reference")]
     if refs:
         col = {key: i for i, (key, _) in enumerate(COLUMNS)}
-        for at, label in (("k_bundle", "joint_clip's K"), ("k_topics", "K = true categories")):
+        same = all(ref["k_bundle"] == ref["k_topics"] for ref in refs)
+        for at, label in ((("k_bundle", "joint_clip's K = true categories"),) if same else
+                          (("k_bundle", "joint_clip's K"), ("k_topics", "K = true categories"))):
             for which, name, column in (("concat", CONCAT, "nmi"),
                                         ("image", IMAGE_REF, "image_only_nmi")):
                 cells = ["–"] * len(COLUMNS)
@@ -389,12 +391,10 @@ GOALS: list[tuple[str, str, tuple[str, ...] | None, Check]] = [
 ]
 
 
-def goals_table(data: str, records: list[dict[str, Any]]) -> list[str]:
-    """Each goal of the default (joint_clip) on ``data``, seed by seed, in plain words."""
-    seeds = [rec["seed"] for rec in records]
-    lines = ["| goal (joint_clip, the default) | target | "
-             + " | ".join(f"seed {s}" for s in seeds) + " | verdict |",
-             "|---|---|" + "---|" * len(seeds) + "---|"]
+def goal_rows(data: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each goal of the default (joint_clip) on ``data``, seed by seed: ``{"what", "target",
+    "cells", "met"}``, ``met`` True only when it is met on every seed, ``None`` if unmeasured."""
+    rows = []
     for what, target, sources, check in GOALS:
         if sources is not None and data not in sources:
             continue
@@ -409,16 +409,29 @@ def goals_table(data: str, records: list[dict[str, Any]]) -> list[str]:
             verdicts.append(met)
             cells.append(text if met is None else f"{text}: {'met' if met else 'not met'}")
         measured = [v for v in verdicts if v is not None]
+        n = len(verdicts)
         if not measured:
-            verdict = "not measured"
-        elif all(measured) and len(measured) == len(verdicts):
-            verdict = f"**met** on every seed ({len(measured)} of {len(measured)})"
-        elif all(measured):
-            verdict = (f"**met** on the {len(measured)} seeds measured, "
-                       f"{len(verdicts) - len(measured)} not measured")
+            met, verdict = None, "not measured"
+        elif not all(measured):
+            met, verdict = False, f"**not met** (met on {sum(measured)} of {n} seeds)"
+        elif len(measured) < n:
+            met, verdict = False, (f"**not shown**: met on the {len(measured)} seeds measured, "
+                                   f"{n - len(measured)} not measured")
         else:
-            verdict = f"**not met** (met on {sum(measured)} of {len(verdicts)} seeds)"
-        lines.append(f"| {what} | {target} | " + " | ".join(cells) + f" | {verdict} |")
+            met, verdict = True, ("**met** on its one seed" if n == 1 else
+                                  f"**met** on every seed ({n} of {n})")
+        rows.append({"what": what, "target": target, "cells": cells, "met": met,
+                     "verdict": verdict})
+    return rows
+
+
+def goals_table(data: str, records: list[dict[str, Any]]) -> list[str]:
+    lines = ["| goal (joint_clip, the default) | target | "
+             + " | ".join(f"seed {rec['seed']}" for rec in records) + " | verdict |",
+             "|---|---|" + "---|" * len(records) + "---|"]
+    for row in goal_rows(data, records):
+        lines.append(f"| {row['what']} | {row['target']} | " + " | ".join(row["cells"])
+                     + f" | {row['verdict']} |")
     return lines
 
 
@@ -448,16 +461,18 @@ def _provenance(records: list[dict[str, Any]]) -> list[str]:
 def source_section(data: str, records: list[dict[str, Any]]) -> list[str]:
     seeds = [rec["seed"] for rec in records]
     title = DATA.get(data, data)
-    spread = (f"mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    listed = ", ".join(map(str, seeds))
+    spread = (f"the mean ± standard deviation over {len(seeds)} seeds ({listed})"
               if len(seeds) > 1 else f"the result of one seed ({seeds[0]})")
     missing = [s for s in (0, 1, 2) if s not in seeds]
     lines = [f"## {title}", "", DATA_NOTES.get(data, ""), "", *_provenance(records), ""]
     if missing:
-        lines += [f"**Only {len(seeds)} of the 3 seeds were run on this source** (seed"
+        was = "was" if len(seeds) == 1 else "were"
+        lines += [f"**Only {len(seeds)} of the 3 seeds {was} run on this source** (seed"
                   f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} missing: "
                   "the run did not fit in the time available), so every verdict below rests on "
                   f"{'that seed' if len(seeds) == 1 else 'those seeds'} alone.", ""]
-    lines += [f"Cells are the {spread}; the seed also draws the data.", "",
+    lines += [f"Cells are {spread}; the seed also draws the data.", "",
               "### Goals", "", *goals_table(data, records), "",
               "### All numbers", "", *metric_table(records), "",
               f"Ranking quality on {title.split(' (')[0]} (NDCG@10; the baselines rank the same "
@@ -512,12 +527,12 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]]) -> None
     summary = ["## Goals at a glance", "", "| source | seeds | goals met on every seed | "
                "goals not met |", "|---|---|---|---|"]
     for data in order:
-        table = goals_table(data, by_data[data])[2:]
-        met = [row.split(" | ")[0].lstrip("| ") for row in table if "**met**" in row]
-        unmet = [row.split(" | ")[0].lstrip("| ") for row in table if "**met**" not in row]
+        rows = goal_rows(data, by_data[data])
+        unmet = [r["what"] for r in rows if not r["met"]]
         summary.append(f"| {DATA.get(data, data).split(' (')[0]} | "
-                       f"{', '.join(str(r['seed']) for r in by_data[data])} | {len(met)} of "
-                       f"{len(table)} | {'; '.join(unmet) or 'none'} |")
+                       f"{', '.join(str(r['seed']) for r in by_data[data])} | "
+                       f"{sum(bool(r['met']) for r in rows)} of {len(rows)} | "
+                       f"{'; '.join(unmet) or 'none'} |")
     lines += [*summary, ""]
     for data in order:
         lines += source_section(data, by_data[data])

@@ -117,7 +117,7 @@ def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, t
             "`def5678`") in text
     assert "K = 12 for 21: not met" in text and "0.500 vs 0.450: met" in text
     assert "| seed_baseline (3 of 3 runs failed) |" in text
-    assert "Only 1 of the 3 seeds were run on this source" in text
+    assert "Only 1 of the 3 seeds was run on this source" in text
     assert "| held-out NMI | ≥ 0.90 | 0.990: met | 0.990: met | 0.990: met | **met** on every" \
         in text
     assert "data.max_posts=3000" in text
