@@ -89,7 +89,8 @@ IMAGE_REF = "k-means on frozen image features alone"
 BASELINES = {"random": "random", "engagement_only": "engagement only (α = 1)",
              "cluster_kl_only": "cluster KL only", "fit_only": "fit only (α = 0)"}
 
-COLUMNS = [("k", "K"), ("nmi", "held-out NMI"), ("nmi_train", "training NMI"),
+COLUMNS = [("held_out", "held-out posts"), ("k", "K"), ("nmi", "held-out NMI"),
+           ("nmi_train", "training NMI"),
            ("nmi_gap", "gap ↓"), ("image_only_nmi", "image-only NMI"),
            ("image_ratio", "image-only ÷ full"),
            ("image_only_agreement", "image-only agreement"), ("profile_tv", "profile TV ↓"),
@@ -277,7 +278,7 @@ def metric_table(records: list[dict[str, Any]]) -> list[str]:
         cells = []
         for key, _ in COLUMNS:
             values = [metric(r, key) for r in runs]
-            cells.append(_k_cell(values) if key == "k" else
+            cells.append(_k_cell(values) if key in ("k", "held_out") else
                          _cell(values, 0) if key == "train_s" else _cell(values))
         note = f" ({len(failed)} of {len(runs)} runs failed)" if failed else ""
         lines.append(f"| {experiment}{note} | " + " | ".join(cells) + " |")
@@ -291,6 +292,7 @@ def metric_table(records: list[dict[str, Any]]) -> list[str]:
                                         ("image", IMAGE_REF, "image_only_nmi")):
                 cells = ["–"] * len(COLUMNS)
                 cells[col["k"]] = _k_cell([ref[at] for ref in refs])
+                cells[col["held_out"]] = _k_cell([ref[which].get("held_out") for ref in refs])
                 cells[col[column]] = _cell([ref_nmi(ref, which, at) for ref in refs])
                 lines.append(f"| {name} ({label}) | " + " | ".join(cells) + " |")
     return lines
@@ -584,9 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         + (["--experiments", *args.experiments] if args.experiments != list(EXPERIMENTS)
            else []) + (["--set", *args.extra] if args.extra else []))
     failed: list[str] = []
+    env = environment()  # the commit of the code that runs: taken once, at the start
     for data in args.data:
         for seed in args.seeds:
-            started, env = time.perf_counter(), environment()
+            started = time.perf_counter()
+            env = {**env, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                   "load_average": round(os.getloadavg()[0], 1)}
             runs = {e: run_one(e, data, seed, out, cache, args.extra) for e in args.experiments}
             ref = None
             joint = runs.get("joint_clip")

@@ -24,7 +24,7 @@ def _run(nmi, ndcg, k=6, nmi_train=None, image_nmi=None, tv=0.05, tied=0.0, src=
          baselines=BASE):
     sweep = {"0.0": {"ndcg@10": baselines["fit_only"]}, "0.3": {"ndcg@10": ndcg},
              "1.0": {"ndcg@10": baselines["engagement_only"]}}
-    return {"k": k, "nmi": nmi, "nmi_train": nmi if nmi_train is None else nmi_train,
+    return {"held_out": 60, "k": k, "nmi": nmi, "nmi_train": nmi if nmi_train is None else nmi_train,
             "image_only_nmi": nmi if image_nmi is None else image_nmi,
             "image_only_agreement": 0.95, "profile_tv": tv, "profile_tv_shares": tv / 2,
             "engagement_src": src, "pairwise_accuracy": 0.6, "ndcg@10": ndcg,
@@ -87,7 +87,7 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     # the synthetic-only goals do not appear for Tux Paint
     assert "| profile TV | ≤ 0.10" not in text
     assert "Only 2 of the 3 seeds were run on this source" in text
-    assert "| joint_clip | 14, 5 | 0.550 ± 0.071 | 0.660 ± 0.057 |" in text
+    assert "| joint_clip | 60, 60 | 14, 5 | 0.550 ± 0.071 | 0.660 ± 0.057 |" in text
     concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
     assert "| 14, 5 | 0.535 ± 0.021 |" in concat
     assert "| 15, 15 | 0.700 ± 0.000 |" in _row(
