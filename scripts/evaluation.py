@@ -139,8 +139,12 @@ def run_one(experiment: str, data: str, seed: int, out: Path, cache: Path,
     except Exception as exc:  # one broken evaluation must not sink the run
         print(f"  evaluation failed: {exc!r}", flush=True)
         return {"error": f"evaluation failed: {exc!r}", "command": command, "train_s": train_s}
+    from mmembed.bundle import Bundle
+
     res["train_s"] = train_s
     res["k"] = res["bundle"]["k"]
+    cluster = Bundle.load(out / "index" / name, verify=False).config.get("cluster") or {}
+    res["cluster"] = {key: cluster.get(key) for key in ("k", "k_range")}
     res["command"] = command
     print(f"  {train_s:.0f} s; K {res['k']}, NMI {_fmt(res.get('nmi'))} (training posts "
           f"{_fmt(res.get('nmi_train'))}), NDCG@10 {_fmt(res.get('ndcg@10'))}", flush=True)
@@ -363,7 +367,12 @@ def _auto_k(run, ref):
     if k is None or not ref:
         return "–", None
     true = ref["k_topics"]
-    return f"K = {int(k)} for {true}", abs(k - true) <= 0.2 * true
+    text = f"K = {int(k)} for {true}"
+    searched = (run.get("cluster") or {}).get("k_range")
+    if (run.get("cluster") or {}).get("k") == "auto" and searched and not (
+            searched[0] <= true <= searched[1]):
+        text += f" (auto-K searches {searched[0]}–{searched[1]} only)"
+    return text, abs(k - true) <= 0.2 * true
 
 
 def _ranking(run, ref):

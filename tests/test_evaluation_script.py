@@ -24,7 +24,8 @@ def _run(nmi, ndcg, k=6, nmi_train=None, image_nmi=None, tv=0.05, tied=0.0, src=
          baselines=BASE):
     sweep = {"0.0": {"ndcg@10": baselines["fit_only"]}, "0.3": {"ndcg@10": ndcg},
              "1.0": {"ndcg@10": baselines["engagement_only"]}}
-    return {"held_out": 60, "k": k, "nmi": nmi, "nmi_train": nmi if nmi_train is None else nmi_train,
+    return {"held_out": 60, "k": k, "nmi": nmi,
+            "nmi_train": nmi if nmi_train is None else nmi_train,
             "image_only_nmi": nmi if image_nmi is None else image_nmi,
             "image_only_agreement": 0.95, "profile_tv": tv, "profile_tv_shares": tv / 2,
             "engagement_src": src, "pairwise_accuracy": 0.6, "ndcg@10": ndcg,
@@ -102,7 +103,8 @@ def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, t
                                  "error": "train.py exited with 1"}},
                              _ref(6, 6, concat=0.9), command="python scripts/evaluation.py "
                              "--data synthetic tuxpaint --seeds 0 1 2", wall_s=300))
-    _save(second, _record("openclipart", 0, {"joint_clip": _run(0.5, 0.3, k=12)},
+    _save(second, _record("openclipart", 0, {"joint_clip": _run(0.5, 0.3, k=12) | {
+        "cluster": {"k": "auto", "k_range": [3, 12]}}},
                           _ref(12, 21, concat=0.45), commit="def5678",
                           command="python scripts/evaluation.py --data openclipart --seeds 0"))
     # a stale record of the same source and seed in the earlier folder loses to the later one
@@ -115,7 +117,8 @@ def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, t
             "0 1 2` at commit `abc1234`") in text and "15 min for this source" in text
     assert ("- Seed 0: `python scripts/evaluation.py --data openclipart --seeds 0` at commit "
             "`def5678`") in text
-    assert "K = 12 for 21: not met" in text and "0.500 vs 0.450: met" in text
+    assert "K = 12 for 21 (auto-K searches 3–12 only): not met" in text
+    assert "0.500 vs 0.450: met" in text
     assert "| seed_baseline (3 of 3 runs failed) |" in text
     assert "Only 1 of the 3 seeds was run on this source" in text
     assert "| held-out NMI | ≥ 0.90 | 0.990: met | 0.990: met | 0.990: met | **met** on every" \
