@@ -124,6 +124,7 @@ def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, t
     assert "| held-out NMI | ≥ 0.90 | 0.990: met | 0.990: met | 0.990: met | **met** on every" \
         in text
     assert "data.max_posts=3000" in text
+    assert "Not run on this source: scratch_clip, image_ae, seed_baseline" in text
 
 
 def test_a_missing_folder_says_what_to_do(script, tmp_path):
