@@ -191,9 +191,40 @@ def result_path(out: Path, data: str, seed: int) -> Path:
     return out / "results" / f"{data}-s{seed}.json"
 
 
+def _normalise(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record with its ``invocations`` list (records of one invocation may have the
+    invocation's fields at the top)."""
+    if "invocations" in rec:
+        return rec
+    inv = {"command": rec["command"], "environment": rec["environment"],
+           "wall_s": rec["wall_s"], "experiments": list(rec["experiments"])}
+    return {"data": rec["data"], "seed": rec["seed"], "experiments": rec["experiments"],
+            "reference": rec.get("reference"), "invocations": [inv]}
+
+
+def merge_record(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` on top of an earlier record of the same source and seed: rows it did not run
+    stay, with the invocation that made them; the reference follows joint_clip."""
+    new = _normalise(new)
+    if old is None:
+        return new
+    old = _normalise(old)
+    ran = set(new["experiments"])
+    kept = []
+    for inv in old["invocations"]:
+        rest = [e for e in inv["experiments"] if e not in ran]
+        if rest:
+            kept.append({**inv, "experiments": rest})
+    return {"data": new["data"], "seed": new["seed"],
+            "experiments": {**{e: r for e, r in old["experiments"].items() if e not in ran},
+                            **new["experiments"]},
+            "reference": new["reference"] if "joint_clip" in ran else old.get("reference"),
+            "invocations": kept + new["invocations"]}
+
+
 def load_results(folders: list[Path]) -> dict[str, list[dict[str, Any]]]:
     """Every ``results/<data>-s<seed>.json`` under ``folders``: ``{data: [seed record, …]}``
-    in seed order (a later folder's record of the same source and seed wins)."""
+    in seed order (a later folder's rows of the same source and seed win)."""
     found: dict[tuple[str, int], dict[str, Any]] = {}
     for folder in folders:
         files = sorted((folder / "results").glob("*.json"))
@@ -203,7 +234,8 @@ def load_results(folders: list[Path]) -> dict[str, list[dict[str, Any]]]:
         for file in files:
             try:
                 rec = json.loads(file.read_text(encoding="utf-8"))
-                found[(rec["data"], int(rec["seed"]))] = rec
+                key = (rec["data"], int(rec["seed"]))
+                found[key] = merge_record(found.get(key), rec)
             except (ValueError, KeyError) as exc:
                 print(f"skipping {file}: not a result file of this script ({exc!r})",
                       file=sys.stderr)
@@ -449,23 +481,26 @@ def goals_table(data: str, records: list[dict[str, Any]]) -> list[str]:
 # ------------------------------------------------------------------------------ markdown
 def _provenance(records: list[dict[str, Any]]) -> list[str]:
     """One line per invocation that produced these seeds: command, commit, wall time."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
     for rec in records:
-        env = rec["environment"]
-        groups.setdefault((rec["command"], env["commit"] + ("+" if env["dirty"] else "")),
-                          []).append(rec)
+        for inv in rec["invocations"]:
+            env = inv["environment"]
+            key = (inv["command"], env["commit"] + ("+" if env["dirty"] else ""))
+            groups.setdefault(key, []).append((rec["seed"], inv))
     lines = []
-    for (command, commit), recs in groups.items():
-        env = recs[0]["environment"]
-        minutes = sum(r["wall_s"] for r in recs) / 60
-        seeds = ", ".join(str(r["seed"]) for r in recs)
-        loads = ", ".join(str(r["environment"].get("load_average", "?")) for r in recs)
+    for (command, commit), invs in groups.items():
+        env = invs[0][1]["environment"]
+        minutes = sum(inv["wall_s"] for _, inv in invs) / 60
+        seeds = ", ".join(str(seed) for seed, _ in invs)
+        rows = sorted({e for _, inv in invs for e in inv["experiments"]},
+                      key=lambda e: list(EXPERIMENTS).index(e) if e in EXPERIMENTS else 99)
+        loads = ", ".join(str(inv["environment"].get("load_average", "?")) for _, inv in invs)
+        dirty = " (with uncommitted changes)" if commit.endswith("+") else ""
         lines.append(
-            f"- Seed{'s' if len(recs) > 1 else ''} {seeds}: `{command}` at commit "
-            f"`{commit.rstrip('+')}`{' (with uncommitted changes)' if commit.endswith('+') else ''}"
-            f", started {env['date']}; {minutes:.0f} min for this source on {env['cpus']} CPU "
-            f"cores shared with other work (1-minute load average at each seed's start: "
-            f"{loads}; Python {env['python']}, torch {env['torch']}, no GPU).")
+            f"- {', '.join(rows)}, seed{'s' if len(invs) > 1 else ''} {seeds}: `{command}` at "
+            f"commit `{commit.rstrip('+')}`{dirty}, started {env['date']}; {minutes:.0f} min "
+            f"on {env['cpus']} CPU cores shared with other work (1-minute load average at each "
+            f"seed's start: {loads}; Python {env['python']}, torch {env['torch']}, no GPU).")
     return lines
 
 
@@ -620,15 +655,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  reference failed: {exc!r}", flush=True)
             failed += [f"{data} seed {seed} {e}: {r['error']}" for e, r in runs.items()
                        if "error" in r]
-            rec = {"data": data, "seed": seed, "command": command, "environment": env,
-                   "wall_s": time.perf_counter() - started, "experiments": runs,
-                   "reference": ref}
+            wall_s = time.perf_counter() - started
+            rec = {"data": data, "seed": seed, "experiments": runs, "reference": ref,
+                   "invocations": [{"command": command, "environment": env, "wall_s": wall_s,
+                                    "experiments": list(runs)}]}
             path = result_path(out, data, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(rec, indent=1, default=str), encoding="utf-8")
+            old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+            path.write_text(json.dumps(merge_record(old, rec), indent=1, default=str),
+                            encoding="utf-8")
             write_markdown(args.md, load_results([out]))
             print(f"[{time.strftime('%H:%M:%S')}] {data} seed {seed} done in "
-                  f"{rec['wall_s'] / 60:.1f} min; wrote {path} and {args.md}", flush=True)
+                  f"{wall_s / 60:.1f} min; wrote {path} and {args.md}", flush=True)
     for error in failed:
         print(f"FAILED: {error}", file=sys.stderr)
     return 1 if failed else 0

@@ -113,10 +113,11 @@ def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, t
     assert script.main(["--render", str(first), str(second), "--md", str(md)]) == 0
     text = md.read_text()
     assert text.index("## Synthetic") < text.index("## Open Clip Art")
-    assert ("- Seeds 0, 1, 2: `python scripts/evaluation.py --data synthetic tuxpaint --seeds "
-            "0 1 2` at commit `abc1234`") in text and "15 min for this source" in text
-    assert ("- Seed 0: `python scripts/evaluation.py --data openclipart --seeds 0` at commit "
-            "`def5678`") in text
+    assert ("- joint_clip, seed_baseline, seeds 0, 1, 2: `python scripts/evaluation.py --data "
+            "synthetic tuxpaint --seeds 0 1 2` at commit `abc1234`") in text
+    assert "15 min on 2 CPU cores" in text
+    assert ("- joint_clip, seed 0: `python scripts/evaluation.py --data openclipart --seeds 0` "
+            "at commit `def5678`") in text
     assert "K = 12 for 21 (auto-K searches 3–12 only): not met" in text
     assert "0.500 vs 0.450: met" in text
     assert "| seed_baseline (3 of 3 runs failed) |" in text
@@ -125,6 +126,35 @@ def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, t
         in text
     assert "data.max_posts=3000" in text
     assert "Not run on this source: scratch_clip, image_ae, seed_baseline" in text
+
+
+def test_a_later_run_of_other_rows_adds_them_to_the_seed(script, tmp_path):
+    first = _record("tuxpaint", 0, {"joint_clip": _run(0.6, 0.3, k=14)}, _ref(14, 15, 0.5),
+                    command="python scripts/evaluation.py --experiments joint_clip", wall_s=60)
+    second = _record("tuxpaint", 0, {"seed_baseline": _run(0.3, 0.2)}, None,
+                     command="python scripts/evaluation.py --experiments seed_baseline",
+                     wall_s=120, commit="fff0000")
+    merged = script.merge_record(first, second)
+    assert set(merged["experiments"]) == {"joint_clip", "seed_baseline"}
+    assert merged["reference"] == first["reference"]  # the reference follows joint_clip
+    assert [i["experiments"] for i in merged["invocations"]] == [["joint_clip"],
+                                                                 ["seed_baseline"]]
+    # running joint_clip again replaces its row and its invocation, and keeps seed_baseline
+    third = _record("tuxpaint", 0, {"joint_clip": _run(0.7, 0.4, k=15)}, _ref(15, 15, 0.6),
+                    command="python scripts/evaluation.py --experiments joint_clip")
+    again = script.merge_record(merged, third)
+    assert again["experiments"]["joint_clip"]["nmi"] == 0.7
+    assert again["reference"]["k_bundle"] == 15
+    assert [i["environment"]["commit"] for i in again["invocations"]] == ["fff0000", "abc1234"]
+    out = tmp_path / "out"
+    _save(out, again)
+    md = tmp_path / "EVALUATION.md"
+    script.main(["--render", str(out), "--md", str(md)])
+    text = md.read_text()
+    assert "| seed_baseline | 60 | 6 | 0.300 |" in text
+    assert "| joint_clip | 60 | 15 | 0.700 |" in text
+    assert "- seed_baseline, seed 0: `python scripts/evaluation.py --experiments seed_baseline` " \
+        "at commit `fff0000`" in text and "2 min on 2 CPU cores" in text
 
 
 def test_a_missing_folder_says_what_to_do(script, tmp_path):
