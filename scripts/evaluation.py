@@ -562,7 +562,8 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]]) -> None
              "- **Profile TV** (0–1, lower is better): how far a community's profile is from "
              "its true topic mixture; 0.10 means 10% of the profile's mass sits on the wrong "
              "topics. **Profile TV vs posted** compares the profile with the topics the account "
-             "actually posted, which is the model's own error.",
+             "actually posted, which is the model's own error. Profiles are fitted on the training "
+             "posts, so both are measured there.",
              "- **Engagement SRC** (−1–1): Spearman correlation of the predicted engagement "
              "of a photo with the engagement it really got; **pairwise accuracy**: for two "
              "posts of one account, how often the one that did better is predicted better "
