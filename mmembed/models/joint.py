@@ -32,6 +32,7 @@ on the validation loss either way.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -93,6 +94,7 @@ class JointEmbedding(L.LightningModule):
         optimizer: Any = None,
         scheduler: Any = None,
         feature_cache_dir: str | None = None,
+        tower_backend: str = "auto",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["image_tower", "text_tower", "proj_image", "proj_text",
@@ -129,19 +131,42 @@ class JointEmbedding(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.feature_cache_dir = feature_cache_dir
+        self.tower_backend = tower_backend
         self.contrastive = losses.ContrastiveLoss()
         # Standardisation of the engagement target, set from the training split in on_fit_start.
         self.register_buffer("engagement_mean", torch.zeros(()))
         self.register_buffer("engagement_std", torch.ones(()))
         self._cached: dict[str, torch.Tensor] = {}
+        self._fast_image_tower = None  # set inside fast_towers()
         self._val_outputs: list[dict[str, torch.Tensor]] = []
 
     # ----------------------------------------------------------------- embedding paths
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         if self.freeze_towers:
+            if self._fast_image_tower is not None:
+                return self._fast_image_tower(images)
             with torch.no_grad():
                 return self.image_tower(images)
         return self.image_tower(images)
+
+    @contextlib.contextmanager
+    def fast_towers(self, backend: str | None = None, cache_dir: str | None = None):
+        """Within this context a frozen image tower runs through
+        :class:`~mmembed.models.towers.runtime.FastImageTower` (ONNX Runtime or a
+        ``channels_last`` copy, on a GPU in bfloat16; ``backend`` (default
+        ``tower_backend``), ``cache_dir``: see there). Towers that train are left as they
+        are. Yields the fast tower (or None)."""
+        backend = backend or self.tower_backend
+        if not self.freeze_towers or backend == "eager" or self._fast_image_tower is not None:
+            yield self._fast_image_tower
+            return
+        from mmembed.models.towers.runtime import FastImageTower
+
+        self._fast_image_tower = FastImageTower(self.image_tower, backend, cache_dir)
+        try:
+            yield self._fast_image_tower
+        finally:
+            self._fast_image_tower = None
 
     def text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.freeze_towers:
