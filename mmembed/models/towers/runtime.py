@@ -139,6 +139,9 @@ class FastImageTower:
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        # Idle threads sleep instead of spinning, as OMP_WAIT_POLICY=PASSIVE does for torch:
+        # on a shared machine spinning takes CPU from others (and from us) for no throughput.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     # ------------------------------------------------------------------ the forward
