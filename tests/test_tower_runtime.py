@@ -136,3 +136,20 @@ def test_prefetched_keeps_order_raises_errors_and_stops_early():
     assert [next(it) for _ in range(3)] == [0, 1, 2]
     it.close()  # joins the thread
     assert len(produced) <= 3 + 2 + 1
+
+
+def test_ranker_puts_the_index_on_the_gpu_only_for_a_gpu_device(tiny_bundle, monkeypatch):
+    """``rank.device=cuda`` (or auto with a GPU) loads the FAISS indexes onto the GPUs FAISS
+    sees; the CPU device never does. The copy to the GPU is faked (faiss-cpu has none)."""
+    from mmembed.ranking.ranker import Ranker
+    from mmembed.search import index as search_index
+
+    moved = []
+    monkeypatch.setattr(search_index, "num_gpus", lambda: 1)
+    monkeypatch.setattr(search_index, "_to_gpu", lambda index: moved.append(index) or index)
+    cpu = Ranker.from_bundle(tiny_bundle, device="cpu", load_weights=False)
+    assert not cpu.index.on_gpu and not moved
+    gpu = Ranker.from_bundle(tiny_bundle, device="cuda", load_weights=False)
+    assert gpu.index.on_gpu and len(moved) == 1
+    monkeypatch.setattr(search_index, "num_gpus", lambda: 0)  # faiss-cpu: stays on the CPU
+    assert not Ranker.from_bundle(tiny_bundle, device="cuda", load_weights=False).index.on_gpu
