@@ -15,7 +15,9 @@ names) stay available for users with a network and fail with a message that says
 The towers live in one module per kind: :mod:`~mmembed.models.towers.base` (the base classes,
 :func:`freeze`), :mod:`~mmembed.models.towers.image`, :mod:`~mmembed.models.towers.text`,
 :mod:`~mmembed.models.towers.bag_of_words` (the seed's bag of words) and
-:mod:`~mmembed.models.towers.photo_stats`. Every public name is re-exported here: configs and
+:mod:`~mmembed.models.towers.photo_stats`; :mod:`~mmembed.models.towers.runtime` runs a frozen
+image tower for inference at the machine's speed (ONNX Runtime, ``channels_last``, bfloat16 on
+a GPU). Every public name is re-exported here: configs and
 bundles name the classes as ``mmembed.models.towers.<Class>`` (see :mod:`mmembed.allowlist`),
 and so does each buildable class's ``__module__``.
 """
@@ -43,6 +45,7 @@ from mmembed.models.towers.photo_stats import (
     PHOTO_STATS_SIZE,
     photo_statistics,
 )
+from mmembed.models.towers.runtime import FastImageTower
 from mmembed.models.towers.text import (
     HFCaptionTokenizer,
     HFTextTower,
@@ -61,6 +64,7 @@ __all__ = [
     "BagOfWordsTokenizer",
     "BagOfWordsTower",
     "EfficientNetLite0Tower",
+    "FastImageTower",
     "HFCaptionTokenizer",
     "HFTextTower",
     "HubDownloadError",
