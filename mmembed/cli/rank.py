@@ -111,7 +111,8 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
         path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
         console.print(f"bundle [bold]{path}[/bold] ({why})", highlight=False)
         with console.status(f"reading bundle {path}"):
-            ranker = Ranker.from_bundle(path, device=settings.device, load_weights=False)
+            ranker = Ranker.from_bundle(path, device=settings.device, load_weights=False,
+                                        tower_cache_dir=Path(cfg.paths.cache_dir) / "features")
     requested = cfg.get("community")
     if requested is not None and str(requested) == "list":
         print_communities(ranker, console)

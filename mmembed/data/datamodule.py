@@ -273,14 +273,15 @@ class PostDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
-    def all_dataloader(self) -> DataLoader:
-        """Every decoded post, in corpus order (for embedding the whole corpus)."""
+    def all_dataloader(self, batch_size: int | None = None) -> DataLoader:
+        """Every decoded post, in corpus order (for embedding the whole corpus), in batches of
+        ``batch_size`` (default: the training batch size)."""
         idx = np.arange(len(self.posts))
         account_ids = np.array([self.account_index[p.account] for p in self.posts])
         dataset = PostDataset(self.array_path, idx, self.posts, self.engagement, account_ids, idx)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
             collate_fn=Collate(self.tokenize),

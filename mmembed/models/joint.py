@@ -32,6 +32,7 @@ on the validation loss either way.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -115,6 +116,7 @@ class JointEmbedding(L.LightningModule):
         scheduler: Any = None,
         feature_cache_dir: str | None = None,
         val_retrieval_sample: int = 1000,
+        tower_backend: str = "auto",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["image_tower", "text_tower", "proj_image", "proj_text",
@@ -154,20 +156,43 @@ class JointEmbedding(L.LightningModule):
         if val_retrieval_sample < 1:
             raise ValueError(f"val_retrieval_sample must be at least 1; got {val_retrieval_sample}")
         self.val_retrieval_sample = int(val_retrieval_sample)
+        self.tower_backend = tower_backend
         self.contrastive = losses.ContrastiveLoss()
         # Standardisation of the engagement target, set from the training split in on_fit_start.
         self.register_buffer("engagement_mean", torch.zeros(()))
         self.register_buffer("engagement_std", torch.ones(()))
         self._cached: dict[str, torch.Tensor] = {}
+        self._fast_image_tower = None  # set inside fast_towers()
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._val_sample: dict[str, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- embedding paths
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         if self.freeze_towers:
+            if self._fast_image_tower is not None:
+                return self._fast_image_tower(images)
             with torch.no_grad():
                 return self.image_tower(images)
         return self.image_tower(images)
+
+    @contextlib.contextmanager
+    def fast_towers(self, backend: str | None = None, cache_dir: str | None = None):
+        """Within this context a frozen image tower runs through
+        :class:`~mmembed.models.towers.runtime.FastImageTower` (ONNX Runtime or a
+        ``channels_last`` copy, on a GPU in bfloat16; ``backend`` (default
+        ``tower_backend``), ``cache_dir``: see there). Towers that train are left as they
+        are. Yields the fast tower (or None)."""
+        backend = backend or self.tower_backend
+        if not self.freeze_towers or backend == "eager" or self._fast_image_tower is not None:
+            yield self._fast_image_tower
+            return
+        from mmembed.models.towers.runtime import FastImageTower
+
+        self._fast_image_tower = FastImageTower(self.image_tower, backend, cache_dir)
+        try:
+            yield self._fast_image_tower
+        finally:
+            self._fast_image_tower = None
 
     def text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.freeze_towers:

@@ -159,14 +159,19 @@ class Ranker:
     """
 
     def __init__(self, bundle: Bundle, device: str | torch.device = "cpu",
-                 load_weights: bool = True):
+                 load_weights: bool = True, tower_cache_dir: str | Path | None = None):
         self.bundle = bundle
+        # Where the image tower's ONNX export is kept between runs (None: made in memory).
+        self.tower_cache_dir = tower_cache_dir
         self.device = device_of(device) if isinstance(device, str) else device
         self.image_size = bundle.image_size
         self.clusterer = bundle.clusterer()
         self.clusters = bundle.clusters()
         self.communities: dict[str, Community] = bundle.communities()
-        self.index = bundle.index(use_gpu=False)
+        # On a GPU device the FAISS indexes go to the GPUs FAISS sees (faiss-gpu); with
+        # faiss-cpu, or on the CPU device, they stay on the CPU.
+        self.index_on_gpu: bool | str = "auto" if self.device.type == "cuda" else False
+        self.index = bundle.index(use_gpu=self.index_on_gpu)
         self.calibration = bundle.calibration()
         self.temperature = float(self.calibration["temperature"])
         self.novelty = Novelty(**self.calibration["novelty"])
@@ -179,9 +184,10 @@ class Ranker:
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: str = "cpu", verify: bool = True,
-                    load_weights: bool = True) -> Ranker:
+                    load_weights: bool = True,
+                    tower_cache_dir: str | Path | None = None) -> Ranker:
         """Read and verify the bundle (hashes, format version), rebuild model and clusterer."""
-        return cls(Bundle.load(path, verify=verify), device, load_weights)
+        return cls(Bundle.load(path, verify=verify), device, load_weights, tower_cache_dir)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -298,7 +304,7 @@ class Ranker:
     # ---------------------------------------------------------------- embedding
     def _feature_index(self):
         if self._features is None:
-            self._features = self.bundle.feature_index()
+            self._features = self.bundle.feature_index(use_gpu=self.index_on_gpu)
         return self._features
 
     def embed(self, paths: Sequence[str | Path], settings: RankSettings | None = None,
@@ -315,31 +321,32 @@ class Ranker:
         skipped_rows = list(skipped)
         loader = photo_loader([Path(p) for p in paths], self.image_size, rows,
                               settings.decode_workers, settings.decode_memory_mb)
-        batches = predict_batches(self.model, loader, _PHOTO_KEYS, pad_to=rows,
-                                  keep_padding=True)
-        for batch, out in progress.track(batches, len(loader), "ranking photos"):
-            skipped_rows += [SkippedInput(display_path(e.path), display_path(e.reason))
-                             for e in batch["errors"]]
-            if not out:
-                continue
-            n = len(batch["paths"])
-            ok += batch["paths"]
-            latent = out["latent_image"].numpy()
-            content = out["image_features"][:, :content_dim].numpy()
-            latent_d = nearest.distance(latent)
-            feature_d = 1.0 - features.search(content, 1)[0][:, 0].astype(np.float64)
-            parts["z_image"].append(out["z_image"].numpy()[:n])
-            parts["latent"].append(latent[:n])
-            parts["engagement"].append(out["engagement"].numpy()[:n].astype(np.float64))
-            parts["novelty"].append(np.stack([latent_d, feature_d], axis=1)[:n])
-            pixels = batch["image"]
-            parts["hashes"].append(np.stack([perceptual_hash(im.permute(1, 2, 0).numpy())
-                                             for im in pixels]))
-            stats = photo_statistics(pixels).numpy().astype(np.float64)
-            parts["quality"].append(photo_quality(
-                stats[:, _STAT["sharpness"]],
-                stats[:, _STAT["shadow_clipping"]] + stats[:, _STAT["highlight_clipping"]],
-                stats[:, _STAT["luminance_mean"]] - 0.5))
+        with self.model.fast_towers(cache_dir=self.tower_cache_dir):
+            batches = predict_batches(self.model, loader, _PHOTO_KEYS, pad_to=rows,
+                                      keep_padding=True)
+            for batch, out in progress.track(batches, len(loader), "ranking photos"):
+                skipped_rows += [SkippedInput(display_path(e.path), display_path(e.reason))
+                                 for e in batch["errors"]]
+                if not out:
+                    continue
+                n = len(batch["paths"])
+                ok += batch["paths"]
+                latent = out["latent_image"].numpy()
+                content = out["image_features"][:, :content_dim].numpy()
+                latent_d = nearest.distance(latent)
+                feature_d = 1.0 - features.search(content, 1)[0][:, 0].astype(np.float64)
+                parts["z_image"].append(out["z_image"].numpy()[:n])
+                parts["latent"].append(latent[:n])
+                parts["engagement"].append(out["engagement"].numpy()[:n].astype(np.float64))
+                parts["novelty"].append(np.stack([latent_d, feature_d], axis=1)[:n])
+                pixels = batch["image"]
+                parts["hashes"].append(np.stack([perceptual_hash(im.permute(1, 2, 0).numpy())
+                                                 for im in pixels]))
+                stats = photo_statistics(pixels).numpy().astype(np.float64)
+                parts["quality"].append(photo_quality(
+                    stats[:, _STAT["sharpness"]],
+                    stats[:, _STAT["shadow_clipping"]] + stats[:, _STAT["highlight_clipping"]],
+                    stats[:, _STAT["luminance_mean"]] - 0.5))
         if not ok:
             n = len(paths) + len(skipped)
             first = (f" (first: {skipped_rows[0].image}: {skipped_rows[0].reason})"

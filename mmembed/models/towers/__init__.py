@@ -18,7 +18,9 @@ The towers live in one module per kind: :mod:`~mmembed.models.towers.base` (the 
 :mod:`~mmembed.models.towers.clip` (the two halves of an open_clip model),
 :mod:`~mmembed.models.towers.bag_of_words` (the seed's bag of words),
 :mod:`~mmembed.models.towers.photo_stats` and :mod:`~mmembed.models.towers.weights` (reading
-weight files, and the errors that say what to do when they are missing or do not fit).
+weight files, and the errors that say what to do when they are missing or do not fit);
+:mod:`~mmembed.models.towers.runtime` runs a frozen image tower for inference at the machine's
+speed (ONNX Runtime, ``channels_last``, bfloat16 on a GPU).
 
 Every public name is re-exported here: configs and bundles name the classes as
 ``mmembed.models.towers.<Class>`` (see :mod:`mmembed.allowlist`), and so does each buildable
@@ -54,6 +56,7 @@ from mmembed.models.towers.photo_stats import (
     PHOTO_STATS_SIZE,
     photo_statistics,
 )
+from mmembed.models.towers.runtime import FastImageTower
 from mmembed.models.towers.text import (
     HFCaptionTokenizer,
     HFTextTower,
@@ -77,6 +80,7 @@ __all__ = [
     "BagOfWordsTokenizer",
     "BagOfWordsTower",
     "EfficientNetLite0Tower",
+    "FastImageTower",
     "HFCaptionTokenizer",
     "HFTextTower",
     "HubDownloadError",

@@ -91,12 +91,16 @@ class ImageTower(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def with_photo_stats(self, images: Tensor, features: Tensor) -> Tensor:
+        """``features`` of ``images`` with their photo statistics appended, if the tower
+        appends them (the last step of :meth:`forward`)."""
+        if not self.photo_stats:
+            return features
+        stats = photo_statistics(images).to(device=features.device, dtype=features.dtype)
+        return torch.cat([features, stats], dim=1)
+
     def forward(self, images: Tensor) -> Tensor:
-        out = self.features(self.preprocess(images))
-        if self.photo_stats:
-            stats = photo_statistics(images).to(device=out.device, dtype=out.dtype)
-            out = torch.cat([out, stats], dim=1)
-        return out
+        return self.with_photo_stats(images, self.features(self.preprocess(images)))
 
 
 def _as_texts(captions: Sequence[str | None]) -> list[str]:
