@@ -125,6 +125,8 @@ class SampleTable(Callback):
         import wandb
 
         dm = trainer.datamodule
+        if dm.streams:  # a stream has no random access: its first items would need a read
+            return
         dataset = dm.datasets["val"]
         data = []
         for i in range(min(self.rows, len(dataset))):

@@ -150,7 +150,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
         calibration=calibration, feature_index=feature_index)
     _, params = clusterer.state()
     bundle = Bundle.save(target, contents, config=config or {},
-                         data_fingerprint=datamodule.array_path.stem, metrics=metrics,
+                         data_fingerprint=datamodule.fingerprint, metrics=metrics,
                          extra={"k_curve": params.get("k_curve")})
     if wandb_run is not None:
         log_build(wandb_run, bundle, metrics)

@@ -50,7 +50,7 @@ def tower_features(model, datamodule, cache_dir: str | None = None,
     """Features of every post for the model's towers, from the cache when it has them."""
     path = None
     if cache_dir:
-        key = [datamodule.array_path.stem, module_hash(model.image_tower)]
+        key = [datamodule.fingerprint, module_hash(model.image_tower)]
         if model.text_tower is not None:
             key.append(module_hash(model.text_tower))
         digest = hashlib.sha256("-".join(key).encode()).hexdigest()[:16]
