@@ -252,6 +252,8 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
         log.warning("%s\n(every input and reason: python -m mmembed.data with the same data "
                     "overrides)", format_skipped(datamodule.skipped, examples=3))
     model = instantiate(cfg.model)
+    # Frozen towers read cached features by row: a stream then needs no image after the cache.
+    datamodule.stream_images = not getattr(model, "freeze_towers", False)
     attach_tokenizer(model, datamodule, extras.get("tokenizer_json"), ckpt_path)
 
     logger = build_logger(cfg, extras.get("wandb_run_id"))

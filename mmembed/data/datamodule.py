@@ -172,7 +172,7 @@ class Collate:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {
             key: torch.stack([it[key] for it in items])
-            for key in ("image", "engagement", "account", "index")
+            for key in ("image", "engagement", "account", "index") if key in items[0]
         }
         batch["caption"] = [it["caption"] for it in items]
         if self.tokenize is not None:
@@ -221,6 +221,10 @@ class PostDataModule(L.LightningDataModule):
         #: image size): the feature cache and the bundle's manifest key on it.
         self.fingerprint: str = ""
         self.streams = bool(getattr(source, "streams", False))
+        #: Whether the split loaders of a streaming source decode images. Off when the model's
+        #: towers are frozen and it reads cached features by row: the shards are then read
+        #: once, to compute those features, not every epoch.
+        self.stream_images = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
@@ -290,11 +294,21 @@ class PostDataModule(L.LightningDataModule):
         dataset = ShardStream(self.source.urls, self._shard_rows, keep,
                               [p.caption for p in self.posts], self.engagement,
                               self.account_ids, self.image_size, rank=rank,
-                              world_size=world_size, shuffle=shuffle, seed=self.seed)
+                              world_size=world_size, shuffle=shuffle, seed=self.seed,
+                              images=self.stream_images)
         if world_size > 1:
             dataset.caps = self.batch_size * batch_caps(
                 dataset.counts(), world_size, max(1, self.num_workers), self.batch_size)
         return dataset
+
+    def shard_stream(self, shard: int) -> ShardStream:
+        """Every post of one shard, in tar order (for writing that shard's features)."""
+        return ShardStream([self.source.urls[shard]], [self._shard_rows[shard]],
+                           np.ones(len(self.posts), dtype=bool), [p.caption for p in self.posts],
+                           self.engagement, self.account_ids, self.image_size)
+
+    def collate(self) -> Collate:
+        return Collate(self.tokenize)
 
     def _stream_loader(self, split: str, shuffle: bool) -> DataLoader:
         rank, world_size = self._rank()
@@ -351,7 +365,9 @@ class PostDataModule(L.LightningDataModule):
         """Every decoded post, in corpus order (for embedding the whole corpus; streamed from
         the shards in shard order, each batch's ``index`` giving its rows)."""
         if self.streams:
-            return DataLoader(self.stream(None), batch_size=self.batch_size,
+            stream = self.stream(None)
+            stream.images = True
+            return DataLoader(stream, batch_size=self.batch_size,
                               num_workers=self.num_workers, collate_fn=Collate(self.tokenize))
         idx = np.arange(len(self.posts))
         dataset = PostDataset(self.array_path, idx, self.posts, self.engagement,

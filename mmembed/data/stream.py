@@ -11,6 +11,9 @@ ranks), but shards split unevenly. :func:`batch_caps` therefore gives each worke
 full batches such that every rank yields ``min over ranks`` of its full batches; the few posts
 beyond are left out of that epoch (as ``drop_last`` does). Alone (one rank) nothing is capped.
 
+With ``images=False`` (frozen towers: the model reads every post's features from its cache by
+row) the items carry no image and the tars are not read at all, only the posts' metadata.
+
 Training order: each worker permutes its shards and mixes its posts through a buffer of
 ``buffer`` posts, with a generator seeded by ``(seed, epoch, rank, worker)``; the epoch counts
 the dataset's iterations in its process (the workers persist across epochs).
@@ -72,7 +75,8 @@ class ShardStream(IterableDataset):
     def __init__(self, urls: list[str], rows: list[dict[str, int]], keep: np.ndarray,
                  captions: list[str], targets: np.ndarray, account_ids: np.ndarray,
                  image_size: int, rank: int = 0, world_size: int = 1, shuffle: bool = False,
-                 seed: int = 0, buffer: int = 256, caps: np.ndarray | None = None):
+                 seed: int = 0, buffer: int = 256, caps: np.ndarray | None = None,
+                 images: bool = True):
         self.urls = list(urls)
         self.rows = rows
         self.keep = np.asarray(keep, dtype=bool)
@@ -83,6 +87,7 @@ class ShardStream(IterableDataset):
         self.rank, self.world_size = int(rank), int(world_size)
         self.shuffle, self.seed, self.buffer = shuffle, int(seed), int(buffer)
         self.caps = caps
+        self.images = images
         self.epoch = 0
 
     def counts(self) -> np.ndarray:
@@ -99,9 +104,20 @@ class ShardStream(IterableDataset):
     def shards(self, worker: int, num_workers: int) -> list[int]:
         return worker_shards(len(self.urls), self.rank, self.world_size, worker, num_workers)
 
+    def _item(self, row: int) -> dict[str, Any]:
+        return {
+            "caption": self.captions[row],
+            "engagement": torch.tensor(self.targets[row], dtype=torch.float32),
+            "account": torch.tensor(self.account_ids[row], dtype=torch.long),
+            "index": torch.tensor(row, dtype=torch.long),
+        }
+
     def _items(self, shards: list[int]):
         for s in shards:
             rows = self.rows[s]
+            if not self.images:  # the metadata alone: the tar is not read
+                yield from (self._item(row) for row in rows.values() if self.keep[row])
+                continue
             for key, name, data in read_samples(self.urls[s]):
                 row = rows.get(key)
                 if row is None or not self.keep[row]:
@@ -111,13 +127,7 @@ class ShardStream(IterableDataset):
                     log.warning("skipped %s: %s", name, img.reason)
                     continue
                 image = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-                yield {
-                    "image": image.float().div_(255.0),
-                    "caption": self.captions[row],
-                    "engagement": torch.tensor(self.targets[row], dtype=torch.float32),
-                    "account": torch.tensor(self.account_ids[row], dtype=torch.long),
-                    "index": torch.tensor(row, dtype=torch.long),
-                }
+                yield {"image": image.float().div_(255.0), **self._item(row)}
 
     def _mixed(self, items, rng: np.random.Generator):
         pool: list[Any] = []
