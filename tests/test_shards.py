@@ -8,10 +8,11 @@ import pytest
 
 from mmembed.data.datamodule import PostDataModule
 from mmembed.data.post import Corpus, Post
-from mmembed.data.shards import INDEX_NAME, read_samples, write_shards
+from mmembed.data.shards import INDEX_NAME, member_bytes, read_samples, write_shards
 from mmembed.data.sources import SourceError
 from mmembed.data.sources.shards import ShardSource
 from mmembed.data.stream import batch_caps, worker_shards
+from mmembed.report.thumbnails import load_thumbnail
 
 
 @pytest.fixture
@@ -55,6 +56,10 @@ def test_round_trip_keeps_counts_captions_and_image_bytes(corpus, shards):
     assert [data for _, data in images] == [Path(p.image_path).read_bytes() for p in originals]
     assert [name.rsplit(".", 1)[1] for name, _ in images] == [
         Path(p.image_path).suffix[1:] for p in originals]
+    # one post's image is read back from its shard by its image_path (pictures, thumbnails)
+    assert member_bytes(loaded.posts[8].image_path) == Path(originals[8].image_path).read_bytes()
+    thumb = load_thumbnail(loaded.posts[8].image_path, 16)
+    assert thumb.size == (16, 16)
     # the folder itself names every shard, and a subset of shards loads its posts only
     assert len(ShardSource(urls=str(folder)).load().posts) == 30
     assert len(ShardSource(urls=[str(folder / "shard-000004.tar")]).load().posts) == 2

@@ -21,6 +21,7 @@ writer one at a time: it never holds more than one image.
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import webdataset as wds
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from mmembed.data.images import file_problem, load_image
-from mmembed.data.post import Corpus, Post, Skipped
+from mmembed.data.post import Corpus, Skipped
 from mmembed.fileio import atomic_write, dumps_json
 from mmembed.progress import QUIET, Progress
 
@@ -223,12 +224,22 @@ def post_from_metadata(meta: dict[str, Any], url: str) -> dict[str, Any]:
     return record
 
 
-def image_bytes(post: Post) -> bytes | None:
-    """The bytes of a post's image read back from its shard (``URL#KEY``); for tests and
-    one-off reads only: it scans the shard."""
-    url, _, key = post.image_path.rpartition("#")
-    for k, _name, data in read_samples(url):
-        if k == key:
-            return data
-    return None
+def is_member(image_path: str) -> bool:
+    """Whether ``image_path`` names an image inside a shard (``…/shard-000003.tar#KEY``)."""
+    url, sep, key = str(image_path).rpartition("#")
+    return bool(sep) and url.endswith(".tar") and "/" not in key
 
+
+def member_bytes(image_path: str) -> bytes | None:
+    """The bytes of the image ``SHARD_URL#KEY`` names, or ``None`` when the shard lacks it.
+
+    Reads the tar's headers and seeks over the other members' data, so one picture (a
+    cluster's medoid, a neighbour's thumbnail) costs a header scan, not a read of the shard.
+    """
+    url, _, key = str(image_path).rpartition("#")
+    with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        for member in tar:
+            stem, _, ext = member.name.partition(".")
+            if stem == key and ext != "json" and member.isreg():
+                return tar.extractfile(member).read()
+    return None
