@@ -49,6 +49,7 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.data.sources.manifest.ManifestSource",
     "mmembed.data.sources.instaloader.InstaloaderSource",
     "mmembed.data.sources.openclipart.OpenclipartSource",
+    "mmembed.data.sources.shards.ShardSource",
 })
 
 TARGET_KEY = "_target_"

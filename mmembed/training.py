@@ -127,6 +127,8 @@ class SampleTable(Callback):
         import wandb
 
         dm = trainer.datamodule
+        if dm.streams:  # a stream has no random access: its first items would need a read
+            return
         dataset = dm.datasets["val"]
         data = []
         for i in range(min(self.rows, len(dataset))):
@@ -376,6 +378,8 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
                     "overrides)", format_skipped(datamodule.skipped, examples=3))
     progress.phase("loading the towers")
     model = instantiate(cfg.model)
+    # Frozen towers read cached features by row: a stream then needs no image after the cache.
+    datamodule.stream_images = not getattr(model, "freeze_towers", False)
     attach_tokenizer(model, datamodule, extras.get("tokenizer_json"), ckpt_path)
     progress.phase(None)
 

@@ -120,7 +120,8 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     post_ids = [p.post_id for p in posts]
     index = PostIndex.build(emb.z_image[fitted], [post_ids[i] for i in fitted],
                             flat_max=search.flat_max, nlist=search.nlist, nprobe=search.nprobe,
-                            use_gpu=search.use_gpu)
+                            use_gpu=search.use_gpu, memory_budget_mb=search.memory_budget_mb,
+                            pq_m=search.pq_m)
     calibration, calibration_metrics, feature_index = calibrate(
         clusterer, emb, labels, split, fitted, index, post_ids, trust, seed)
     metrics.update(calibration_metrics)
@@ -157,7 +158,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     progress.phase("writing the bundle")
     _, params = clusterer.state()
     bundle = Bundle.save(target, contents, config=config or {},
-                         data_fingerprint=datamodule.array_path.stem, metrics=metrics,
+                         data_fingerprint=datamodule.fingerprint, metrics=metrics,
                          extra={"k_curve": params.get("k_curve")})
     progress.phase(None)
     if wandb_run is not None:

@@ -98,10 +98,15 @@ def compute_features(model, loader, progress: Progress = QUIET, backend: str | N
 
 def tower_features(model, datamodule, cache_dir: str | None = None,
                    progress: Progress = QUIET) -> dict[str, torch.Tensor]:
-    """Features of every post for the model's towers, from the cache when it has them."""
+    """Features of every post for the model's towers, from the cache when it has them (a
+    streaming datamodule: per-shard files, memory-mapped, see :mod:`.feature_shards`)."""
+    if getattr(datamodule, "streams", False):
+        from mmembed.models.feature_shards import shard_features
+
+        return shard_features(model, datamodule, cache_dir, progress)
     path = None
     if cache_dir:
-        key = [datamodule.array_path.stem, module_hash(model.image_tower)]
+        key = [datamodule.fingerprint, module_hash(model.image_tower)]
         if model.text_tower is not None:
             key.append(module_hash(model.text_tower))
         digest = hashlib.sha256("-".join(key).encode()).hexdigest()[:16]
