@@ -162,58 +162,81 @@ def submitit_signal() -> signal.Signals | None:
 
 
 class PreemptionCheckpoint(Callback):
-    """On ``signum``, save Lightning's HPC checkpoint, then hand the signal on.
+    """On ``signum``, save Lightning's HPC checkpoint at the next training batch's end, then
+    hand the signal on.
 
     Under ``hydra/launcher=slurm`` SLURM sends every task submitit's signal
-    (``hydra.launcher.signal_delay_s`` before the time limit, or on preemption). Each rank
-    saves ``hpc_ckpt_<n+1>.ckpt`` in the run folder (the mid-epoch state, as Lightning's own
-    SLURM auto-requeue does), then calls the handler that was there before: submitit's, which
-    requeues the job on rank 0. The requeued job runs the same Hydra job in the same folder,
-    and :func:`train` resumes from the newest HPC checkpoint there.
+    (``hydra.launcher.signal_delay_s`` before the time limit, or on preemption). The handler
+    only notes it; at the end of the next training batch the ranks agree that one of them got
+    it (a collective inside a signal handler could meet another rank in the middle of a
+    gradient all-reduce), save ``hpc_ckpt_<n+1>.ckpt`` in the run folder (the mid-epoch
+    state) and call the handler that was there before: submitit's, which requeues the job on
+    rank 0. A signal that arrives after the last training batch is handed on when fit ends.
+    The requeued job runs the same Hydra job in the same folder, and :func:`train` resumes
+    from its newest checkpoint (:func:`resume_path`).
     """
 
     def __init__(self, signum: int):
         self.signum = signum
         self._previous: Any = None
-        self._trainer: L.Trainer | None = None
+        self._pending: tuple[int, Any] | None = None
+        self._active = False
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        self._trainer = trainer
         self._previous = signal.getsignal(self.signum)
+        self._active = True
         signal.signal(self.signum, self._handle)
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        # Lightning may put this handler back when it restores the handlers it found at fit
-        # start; without a trainer it only passes the signal on.
-        self._trainer = None
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self._trainer = None
-
     def _handle(self, signum, frame) -> None:
-        trainer = self._trainer
-        if trainer is not None:
-            existing = hpc_checkpoints(trainer.default_root_dir)
-            n = int(HPC_CHECKPOINT.match(existing[-1].name)[1]) + 1 if existing else 1
-            path = Path(trainer.default_root_dir) / f"hpc_ckpt_{n}.ckpt"
-            log.info("signal %s: saving %s before the job is requeued", signum, path)
-            trainer.save_checkpoint(path)
+        if self._active:
+            self._pending = (signum, frame)
+        else:  # fit is over (Lightning may restore this handler): pass it straight on
+            self._hand_on(signum, frame)
+
+    def _hand_on(self, signum, frame) -> None:
         if callable(self._previous):
             self._previous(signum, frame)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False):
+            return
+        existing = hpc_checkpoints(trainer.default_root_dir)
+        n = int(HPC_CHECKPOINT.match(existing[-1].name)[1]) + 1 if existing else 1
+        path = Path(trainer.default_root_dir) / f"hpc_ckpt_{n}.ckpt"
+        log.info("preemption signal: saving %s before the job is requeued", path)
+        trainer.save_checkpoint(path)
+        self._release()
+
+    def _release(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._hand_on(*pending)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._active = False
+        self._release()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._active = False
+        self._pending = None
+
 
 def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``ckpt_path``, or under SLURM (a requeued job reruns in its own folder) the newest HPC
-    checkpoint in the run folder."""
+    """``ckpt_path``; or, under SLURM (a requeued job reruns in its own folder), the newest of
+    the run folder's HPC checkpoints and ``checkpoints/last.ckpt``."""
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
-    saved = hpc_checkpoints(output_dir) if SLURMEnvironment.detect() else []
-    if saved:
-        log.info("requeued SLURM job: resuming from %s", saved[-1])
-        return str(saved[-1])
-    return None
+    if not SLURMEnvironment.detect():
+        return None
+    saved = [*hpc_checkpoints(output_dir), output_dir / "checkpoints" / "last.ckpt"]
+    saved = [p for p in saved if p.is_file()]
+    if not saved:
+        return None
+    newest = max(saved, key=lambda p: p.stat().st_mtime_ns)
+    log.info("requeued SLURM job: resuming from %s", newest)
+    return str(newest)
 
 
 def checkpoint_extras(ckpt_path: str | None) -> dict[str, Any]:

@@ -116,12 +116,16 @@ def test_two_process_ddp_on_cpu_matches_one_process_at_the_same_global_batch(tmp
     common = [*TINY, *NO_DROPOUT, "trainer.max_epochs=5", "trainer.min_epochs=1", "build=false",
               f"paths.cache_dir={tmp_path / 'cache'}"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    run_train(*common, f"paths.output_dir={single}")
+    # DDP first: both ranks compute the tower features and write the same cache file (each
+    # through its own temporary file); the single process then reads that file.
     proc = run_train(*common, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
                      "trainer.precision=32-true", "datamodule.batch_size=16",
                      f"paths.output_dir={ddp}")
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stderr + proc.stdout
     assert "sync_batchnorm=true needs CUDA" in proc.stderr + proc.stdout
+    (features,) = (tmp_path / "cache" / "features").iterdir()
+    assert features.name.startswith("features-")  # no temporary file left behind
+    run_train(*common, f"paths.output_dir={single}")
     one, two = val_metrics(single), val_metrics(ddp)
     assert set(one) == set(two) and set(one["val/loss"]) == set(range(5))
     n_val = 28
