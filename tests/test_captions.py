@@ -145,6 +145,19 @@ def test_a_draft_that_copies_a_caption_is_replaced():
     assert not copied_runs(again, [drafts[0]])
 
 
+def test_a_mention_that_only_copies_is_left_out_rather_than_the_draft():
+    """A post that ends "… with @gymco #climbing #crag #send #chalk" leaves every draft that
+    names the mention (before the same hashtag line) a copy: the drafts go without it."""
+    v = climbing_vocabulary()
+    v = Vocabulary(phrases=v.phrases, hashtags=["climbing", "crag", "send", "chalk"],
+                   mentions=["gymco"], n_hashtags=4)
+    post = "Great session with @gymco\n\n#climbing #crag #send #chalk"
+    assert any("@gymco" in d for d in compose_drafts(v, 3, seed=5))
+    drafts = compose_drafts(v, 3, seed=5, guard=CopyGuard([post]))
+    assert len(drafts) == 3 and not any("@gymco" in d for d in drafts)
+    assert not copied_runs(drafts, [post])
+
+
 def test_no_phrase_means_no_draft():
     assert compose_drafts(cluster_vocabulary([], [], []), 3) == []
     assert compose_drafts(cluster_vocabulary(["!!", "#tag"], [["tag"], []], [[], []]), 3) == []

@@ -214,23 +214,24 @@ def compose_drafts(vocabulary: Vocabulary, n: int = 3, seed: int = 0,
     """Up to ``n`` different drafts from ``vocabulary``, none of which ``guard`` refuses.
 
     A draft is ``"<sentence>\\n\\n#tag #tag …"``; the second draft (the first when ``n`` is 1)
-    names the top mention. The same vocabulary and seed give the same drafts."""
+    names the top mention, unless no draft naming it passes the guard. The same vocabulary
+    and seed give the same drafts."""
     if n <= 0 or not vocabulary.phrases:
         return []
     tags = " ".join(f"#{t}" for t in vocabulary.hashtags[:vocabulary.n_hashtags])
     drafts: list[str] = []
     used: set[str] = set()
-    for template, p, q in _candidates(vocabulary, seed):
-        if len(drafts) == n:
-            break
-        mention = (vocabulary.mentions[0] if vocabulary.mentions
-                   and len(drafts) == min(1, n - 1) else None)
-        sentence = _sentence(template, p, q, mention)
-        if sentence is None:
-            continue
-        draft = f"{sentence}\n\n{tags}" if tags else sentence
-        if sentence in used or (guard is not None and not guard.allows(draft)):
-            continue
-        used.add(sentence)
-        drafts.append(draft)
+    # a second pass without the mention, for when no draft naming it passes the guard
+    for name in (vocabulary.mentions[:1] or [None]) + [None] * bool(vocabulary.mentions):
+        for template, p, q in _candidates(vocabulary, seed):
+            if len(drafts) == n:
+                return drafts
+            sentence = _sentence(template, p, q,
+                                 name if len(drafts) == min(1, n - 1) else None)
+            if sentence is None or sentence in used:
+                continue
+            draft = f"{sentence}\n\n{tags}" if tags else sentence
+            if guard is None or guard.allows(draft):
+                used.add(sentence)
+                drafts.append(draft)
     return drafts
