@@ -146,7 +146,7 @@ def test_ranker_shape_is_accepted(result):
         ph["name"] = "shown-" + ph["image"].rsplit("/", 1)[-1]
     html = render_report(result)
     assert "bundle-x" in html and "/idx/bundle-x" not in html
-    assert "#climbing" in html and "@cragworks" in html and "community=NAME" in html
+    assert "#climbing" in html and "@cragworks" in html and "community=ID" in html
     assert "mostly nightlife · club" in html and "shown-alpha_first.jpg" in html
 
 
