@@ -220,7 +220,8 @@ def test_form_upload_results_page_and_downloads(client, ranker, shoot):
     assert form.status_code == 200
     assert f'<option value="{cid}" selected>' in form.text
     assert 'name="files" multiple' in form.text
-    sent = client.post("/rank", files=files_of(shoot[:4], [("readme.txt", b"hello")]),
+    copy = ("copy of first.jpg", shoot[0].read_bytes())  # a near-duplicate in the shoot
+    sent = client.post("/rank", files=files_of(shoot[:4], [copy, ("readme.txt", b"hello")]),
                        data={"community": cid, "followers": "", "alpha": ""},
                        follow_redirects=False)
     assert sent.status_code == 303, sent.text
@@ -230,11 +231,16 @@ def test_form_upload_results_page_and_downloads(client, ranker, shoot):
     for p in shoot[:4]:
         assert p.name in page.text
     assert "readme.txt" in page.text and "Skipped (1)" in page.text
+    as_json = client.get(sent.headers["location"] + "/ranking.json").json()
+    assert as_json["counts"] == {"inputs": 6, "ranked": 5, "skipped": 1}
+    pair = {shoot[0].name, copy[0]}
+    flagged = [p for p in as_json["photos"] if p["duplicate_of"]]
+    assert [{p["name"], p["duplicate_of"]} for p in flagged] == [pair]
+    assert f"a near-copy of {flagged[0]['duplicate_of']}, which ranks above it" in page.text
     csv_text = client.get(sent.headers["location"] + "/ranking.csv").text
     rows = csv_text.strip().splitlines()
-    assert len(rows) == 1 + 5 and rows[-1].startswith("readme.txt,skipped,")
-    as_json = client.get(sent.headers["location"] + "/ranking.json").json()
-    assert as_json["counts"] == {"inputs": 5, "ranked": 4, "skipped": 1}
+    assert len(rows) == 1 + 6 and rows[-1].startswith("readme.txt,skipped,")
+    assert f"duplicate_of:{flagged[0]['duplicate_of']}" in csv_text
     assert client.get("/results/nope").status_code == 404
 
 
@@ -294,6 +300,7 @@ def test_scraped_strings_are_escaped_in_every_page(hostile_ranker, shoot, upload
         assert "<script>alert" not in html, page
         assert "onerror=alert" not in html.replace("onerror=alert(1)&gt;", ""), page
         assert "<b onmouseover" not in html and "<svg onload" not in html, page
+        assert "<img src=x" not in html, page
         assert "&lt;script&gt;alert(" in html, page
     assert "&lt;b onmouseover=alert(2)&gt;" in pages["results"]  # a neighbour's caption
     assert "&lt;svg onload=alert(3)&gt;.jpg" in pages["results"]  # the skipped file's name
