@@ -190,6 +190,19 @@ def test_limits_answer_413(ranker, shoot, upload_dir, limits, send, needle, rout
     assert list(upload_dir.iterdir()) == []
 
 
+def test_a_streamed_body_past_the_limit_answers_413(ranker, upload_dir):
+    """A chunked body declares no length: it is stopped while it streams in."""
+    client = client_for(ranker, upload_dir, max_upload_mb=0.01)
+    request = httpx.Request("POST", "http://app/api/rank", data={"community": "x"},
+                            files=[("files", ("big.jpg", os.urandom(400_000)))])
+    body = request.read()
+    got = client.post("/api/rank", headers={"content-type": request.headers["content-type"]},
+                      content=(body[i:i + 65536] for i in range(0, len(body), 65536)))
+    assert "content-length" not in got.request.headers
+    assert got.status_code == 413 and "app.max_upload_mb" in got.json()["detail"]
+    assert list(upload_dir.iterdir()) == []
+
+
 def test_requests_that_cannot_be_ranked_answer_422(client, ranker, shoot, upload_dir):
     cid = account(ranker)[1]
     no_community = client.post("/api/rank", files=files_of(shoot[:1]))
