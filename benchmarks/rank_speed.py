@@ -11,8 +11,9 @@ JPEG files from disk.
 
 - **tower**: the pure image-tower forward. The photos are decoded the way ``rank.py`` decodes
   them (:func:`mmembed.data.photos.photo_loader`: ``load_image`` at the datamodule's image
-  size, in DataLoader workers ahead of the model, batches of 64) and only
-  ``model.image_tower`` runs on each batch.
+  size, in DataLoader workers ahead of the model, batches of 64) and only the image tower
+  runs on each batch, as ``rank.py`` runs it (``model.fast_towers()``: ONNX Runtime or a
+  ``channels_last`` copy, see :mod:`mmembed.models.towers.runtime`).
 - **rank**: ``Ranker.rank`` on the same files (same decode, then tower, projection,
   autoencoder, engagement head, soft assignment, fit, FAISS neighbours in the community and
   the suggestions, score and ranks) plus writing ``ranking.csv`` and ``ranking.json``. The HTML
@@ -54,11 +55,12 @@ GOAL = 1.3
 @torch.no_grad()
 def tower_only(ranker: Ranker, paths: list[Path], settings: RankSettings) -> float:
     start = time.perf_counter()
-    tower = ranker.model.image_tower
-    for batch in photo_loader(paths, ranker.image_size, settings.batch_size,
-                              settings.decode_workers, settings.decode_memory_mb):
-        if batch["image"] is not None:
-            tower(batch["image"].to(ranker.device))
+    with ranker.model.fast_towers(cache_dir=ranker.tower_cache_dir) as fast:
+        tower = fast or ranker.model.image_tower
+        for batch in photo_loader(paths, ranker.image_size, settings.batch_size,
+                                  settings.decode_workers, settings.decode_memory_mb):
+            if batch["image"] is not None:
+                tower(batch["image"].to(ranker.device))
     if ranker.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         paths = bundle_photos(ranker.bundle.path, args.photos, Path(tmp) / "photos")
         out = Path(tmp) / "out"
         out.mkdir()
+        ranker.tower_cache_dir = Path(tmp) / "towers"  # the ONNX export: once, in the warm-up
         tower_only(ranker, paths[: settings.batch_size * 2], settings)  # warm-up
         arms = {"tower": [], "rank": [], "rank + report": []}
         for r in range(args.rounds):

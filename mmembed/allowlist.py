@@ -32,6 +32,9 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.models.towers.EfficientNetLite0Tower",
     "mmembed.models.towers.ImageNetTagTower",
     "mmembed.models.towers.TorchvisionTower",
+    "mmembed.models.towers.TimmTower",
+    "mmembed.models.towers.OpenCLIPImageTower",
+    "mmembed.models.towers.OpenCLIPTextTower",
     "mmembed.models.towers.SmallCNNTower",
     "mmembed.models.towers.HFTextTower",
     "mmembed.models.towers.MiniLMTower",
@@ -46,6 +49,7 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.data.sources.manifest.ManifestSource",
     "mmembed.data.sources.instaloader.InstaloaderSource",
     "mmembed.data.sources.openclipart.OpenclipartSource",
+    "mmembed.data.sources.shards.ShardSource",
 })
 
 TARGET_KEY = "_target_"

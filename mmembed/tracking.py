@@ -46,5 +46,10 @@ def wandb_logger(save_dir: str, project: str = "mmembed", mode: str = "auto",
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_configured() else "offline")
     os.environ["WANDB_MODE"] = mode
-    return WandbLogger(save_dir=save_dir, project=project, name=name, id=run_id,
-                       offline=(mode == "offline"), resume="allow" if run_id else None, **kwargs)
+    logger = WandbLogger(save_dir=save_dir, project=project, name=name, id=run_id,
+                         offline=(mode == "offline"), resume="allow" if run_id else None,
+                         **kwargs)
+    # Lightning always passes W&B's deprecated `anonymous` setting, which makes wandb.init
+    # warn on every run; the value it passes (None) is W&B's default anyway.
+    logger._wandb_init.pop("anonymous", None)
+    return logger

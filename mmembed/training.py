@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import random
+import re
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,8 @@ class SampleTable(Callback):
         import wandb
 
         dm = trainer.datamodule
+        if dm.streams:  # a stream has no random access: its first items would need a read
+            return
         dataset = dm.datasets["val"]
         data = []
         for i in range(min(self.rows, len(dataset))):
@@ -136,6 +140,103 @@ class SampleTable(Callback):
         loggers[0].log_table("samples/image_caption_pairs",
                              columns=["post_id", "image", "caption", "account",
                                       "log_engagement", "topic"], data=data)
+
+
+HPC_CHECKPOINT = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")
+
+
+def hpc_checkpoints(folder: str | Path) -> list[Path]:
+    """Lightning's HPC checkpoints (``hpc_ckpt_<n>.ckpt``) in ``folder``, oldest first."""
+    folder = Path(folder)
+    found = [(int(m[1]), p) for p in folder.glob("hpc_ckpt_*.ckpt")
+             if (m := HPC_CHECKPOINT.match(p.name))] if folder.is_dir() else []
+    return [p for _, p in sorted(found)]
+
+
+def submitit_signal() -> signal.Signals | None:
+    """The signal a submitit SLURM job receives before its time limit or on preemption
+    (``SUBMITIT_PREEMPT_SIGNAL``, USR2 by default); ``None`` outside such a job."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return None
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+
+
+class PreemptionCheckpoint(Callback):
+    """On ``signum``, save Lightning's HPC checkpoint at the next training batch's end, then
+    hand the signal on.
+
+    Under ``hydra/launcher=slurm`` SLURM sends every task submitit's signal
+    (``hydra.launcher.signal_delay_s`` before the time limit, or on preemption). The handler
+    only notes it; at the end of the next training batch the ranks agree that one of them got
+    it (a collective inside a signal handler could meet another rank in the middle of a
+    gradient all-reduce), save ``hpc_ckpt_<n+1>.ckpt`` in the run folder (the mid-epoch
+    state) and call the handler that was there before: submitit's, which requeues the job on
+    rank 0. A signal that arrives after the last training batch is handed on when fit ends.
+    The requeued job runs the same Hydra job in the same folder, and :func:`train` resumes
+    from its newest checkpoint (:func:`resume_path`).
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self._previous: Any = None
+        self._pending: tuple[int, Any] | None = None
+        self._active = False
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._previous = signal.getsignal(self.signum)
+        self._active = True
+        signal.signal(self.signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self._active:
+            self._pending = (signum, frame)
+        else:  # fit is over (Lightning may restore this handler): pass it straight on
+            self._hand_on(signum, frame)
+
+    def _hand_on(self, signum, frame) -> None:
+        if callable(self._previous):
+            self._previous(signum, frame)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False):
+            return
+        existing = hpc_checkpoints(trainer.default_root_dir)
+        n = int(HPC_CHECKPOINT.match(existing[-1].name)[1]) + 1 if existing else 1
+        path = Path(trainer.default_root_dir) / f"hpc_ckpt_{n}.ckpt"
+        log.info("preemption signal: saving %s before the job is requeued", path)
+        trainer.save_checkpoint(path)
+        self._release()
+
+    def _release(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._hand_on(*pending)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._active = False
+        self._release()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._active = False
+        self._pending = None
+
+
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``; or, under SLURM (a requeued job reruns in its own folder), the newest of
+    the run folder's HPC checkpoints and ``checkpoints/last.ckpt``."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return None
+    saved = [*hpc_checkpoints(output_dir), output_dir / "checkpoints" / "last.ckpt"]
+    saved = [p for p in saved if p.is_file()]
+    if not saved:
+        return None
+    newest = max(saved, key=lambda p: p.stat().st_mtime_ns)
+    log.info("requeued SLURM job: resuming from %s", newest)
+    return str(newest)
 
 
 def checkpoint_extras(ckpt_path: str | None) -> dict[str, Any]:
@@ -183,7 +284,7 @@ def attach_tokenizer(model, datamodule, tokenizer_json: str | None = None,
         if tokenizer_json is not None:
             model.text_tower.load_tokenizer(tokenizer_json)
         else:
-            if ckpt_path and not model.text_tower.pretrained:
+            if ckpt_path and model.text_tower.fits_vocabulary:
                 log.warning("%s stores no text vocabulary (written by an older version): "
                             "fitting it again, which may not give the token ids its weights "
                             "were trained with", ckpt_path)
@@ -199,23 +300,72 @@ def load_weights(model, ckpt_path: str) -> None:
     model.load_state_dict(checkpoint["state_dict"])
 
 
+def _runs_on_cuda(accelerator: Any) -> bool:
+    """Whether a Trainer with this ``accelerator`` setting runs on CUDA GPUs."""
+    name = str(accelerator or "auto").lower()
+    if name in ("gpu", "cuda"):
+        return True
+    return name == "auto" and torch.cuda.is_available()
+
+
+def resolve_trainer(trainer_cfg: DictConfig) -> DictConfig:
+    """The trainer config with what this machine cannot run turned off, one log line each.
+
+    ``sync_batchnorm`` works on CUDA only (``torch.nn.SyncBatchNorm`` refuses CPU modules), so
+    ``trainer=ddp trainer.accelerator=cpu`` (gloo) runs with each rank's own batch-norm
+    statistics. (The frozen towers' batch norms are in eval mode either way.)
+    """
+    trainer_cfg = OmegaConf.create(OmegaConf.to_container(trainer_cfg, resolve=True))
+    if trainer_cfg.get("sync_batchnorm") and not _runs_on_cuda(trainer_cfg.get("accelerator")):
+        log.info("trainer.sync_batchnorm=true needs CUDA GPUs; turned off for accelerator=%s",
+                 trainer_cfg.get("accelerator"))
+        trainer_cfg.sync_batchnorm = False
+    return trainer_cfg
+
+
 def fit(cfg: DictConfig, model, datamodule, logger, output_dir: Path, ckpt_path: str | None):
     """Run ``Trainer.fit``; return the trainer and the best/last checkpoint paths."""
     configured = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
     callbacks = [*configured.values(), BatchSeed(cfg.seed), WandbRunIdInCheckpoint(),
                  SampleTable()]
+    if (signum := submitit_signal()) is not None:
+        callbacks.append(PreemptionCheckpoint(signum))
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
-                                     default_root_dir=str(output_dir))
+    trainer: L.Trainer = instantiate(resolve_trainer(cfg.trainer), logger=logger,
+                                     callbacks=callbacks, default_root_dir=str(output_dir))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    log.info("model %s: %.1f M trainable parameters, %.1f M frozen", type(model).__name__,
+             trainable / 1e6, frozen / 1e6)
     with warnings.catch_warnings():
         # Frozen towers are in eval mode on purpose (see towers.freeze).
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    log.info(stop_reason(trainer))
     paths = {name: getattr(configured.get(f"{name}_checkpoint"), "best_model_path", None) or None
              for name in ("best", "last")}
     log.info("checkpoints: best %s, last %s", paths["best"], paths["last"])
     return trainer, paths
+
+
+def stop_reason(trainer: L.Trainer) -> str:
+    """One line saying why ``trainer.fit`` ended: early stopping (with its patience and best
+    score), ``max_epochs``/``max_steps``, or an interruption."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    epochs = trainer.current_epoch
+    for cb in trainer.callbacks:
+        if isinstance(cb, EarlyStopping) and cb.stopped_epoch > 0:
+            best = cb.best_score.item() if torch.is_tensor(cb.best_score) else cb.best_score
+            return (f"training stopped early after epoch {cb.stopped_epoch + 1} of "
+                    f"{trainer.max_epochs}: {cb.monitor} had not improved for {cb.patience} "
+                    f"epochs (best {best:.4f})")
+    if trainer.interrupted:
+        return f"training was interrupted during epoch {epochs + 1}"
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return f"training stopped at max_steps={trainer.max_steps} (epoch {epochs})"
+    return f"training ran all {epochs} epochs (max_epochs={trainer.max_epochs})"
 
 
 def bundle_target(cfg: DictConfig) -> Path:
@@ -240,7 +390,7 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
     L.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = resume_path(cfg, output_dir)
     extras = checkpoint_extras(ckpt_path)
     datamodule = setup_datamodule(cfg, progress)
     log.info("posts: %d (%s); skipped: %d", len(datamodule.posts),
@@ -249,8 +399,12 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
     if datamodule.skipped:
         log.warning("%s\n(every input and reason: python -m mmembed.data with the same data "
                     "overrides)", format_skipped(datamodule.skipped, examples=3))
+    progress.phase("loading the towers")
     model = instantiate(cfg.model)
+    # Frozen towers read cached features by row: a stream then needs no image after the cache.
+    datamodule.stream_images = not getattr(model, "freeze_towers", False)
     attach_tokenizer(model, datamodule, extras.get("tokenizer_json"), ckpt_path)
+    progress.phase(None)
 
     logger = build_logger(cfg, extras.get("wandb_run_id"))
     trainer, checkpoints = None, {"best": None, "last": None}
@@ -283,5 +437,7 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
                         if isinstance(v, int | float) and v is not None})
         objects["bundle"] = result
     if is_wandb(logger):
-        logger.experiment.finish()  # an offline run folder then holds every record
+        run = logger.experiment
+        objects["wandb"] = run.url or str(Path(run.dir).parent)  # offline: its folder
+        run.finish()  # an offline run folder then holds every record
     return metrics, objects

@@ -1,4 +1,4 @@
-"""scripts/evaluation.py: the EVALUATION.md tables and goal verdicts from per-seed results."""
+"""scripts/evaluation.py: per-seed result files, their merge, and the EVALUATION.md verdicts."""
 
 import importlib.util
 import json
@@ -17,71 +17,162 @@ def script():
     return module
 
 
-def _run(nmi, tv, ndcg, baselines, k=6, src=0.7):
+BASE = {"random": 0.07, "engagement_only": 0.12, "cluster_kl_only": 0.20, "fit_only": 0.30}
+
+
+def _run(nmi, ndcg, k=6, nmi_train=None, image_nmi=None, tv=0.05, tied=0.0, src=0.7,
+         baselines=BASE):
     sweep = {"0.0": {"ndcg@10": baselines["fit_only"]}, "0.3": {"ndcg@10": ndcg},
              "1.0": {"ndcg@10": baselines["engagement_only"]}}
-    return {"k": k, "nmi": nmi, "image_only_nmi": nmi, "image_only_agreement": 0.95,
-            "profile_tv": tv, "profile_tv_shares": tv / 2, "engagement_src": src,
-            "pairwise_accuracy": 0.6, "ndcg@10": ndcg, "precision@10": 0.4, "train_s": 60.0,
+    return {"held_out": 60, "k": k, "nmi": nmi,
+            "nmi_train": nmi if nmi_train is None else nmi_train,
+            "image_only_nmi": nmi if image_nmi is None else image_nmi,
+            "image_only_agreement": 0.95, "profile_tv": tv, "profile_tv_shares": tv / 2,
+            "engagement_src": src, "pairwise_accuracy": 0.6, "ndcg@10": ndcg,
+            "precision@10": 0.4, "tied_fit_top20": tied, "train_s": 60.0,
             "baselines": {name: {"ndcg@10": v, "precision@10": 0.1}
-                          for name, v in baselines.items()} | {
-                "alpha_sweep": {a: {**v, "precision@10": 0.1} for a, v in sweep.items()}}}
+                          for name, v in baselines.items()} | {"alpha_sweep": sweep}}
 
 
-BASE = {"random": 0.07, "engagement_only": 0.12, "fit_only": 0.30}
+def _ref(k_bundle, k_topics, concat, image=0.3):
+    # as saved in JSON: the K keys are strings
+    return {"k_bundle": k_bundle, "k_topics": k_topics,
+            "concat": {"by_k": {str(k_bundle): {"nmi": concat}, str(k_topics): {"nmi": 0.7}}},
+            "image": {"by_k": {str(k_bundle): {"nmi": image}, str(k_topics): {"nmi": 0.4}}}}
 
 
-def test_markdown_has_means_spreads_and_honest_verdicts(script, tmp_path):
-    results = {
-        "synthetic": {
-            "joint_clip": [_run(0.99, 0.09, 0.35, BASE), _run(0.97, 0.13, 0.28, BASE)],
-            "seed_baseline": [_run(0.5, 0.4, 0.2, BASE), {"error": "train.py exited with 1"}],
-        },
-        "tuxpaint": {"joint_clip": [_run(0.40, 0.5, 0.2, BASE, k=3),
-                                    _run(0.50, 0.5, 0.2, BASE, k=4)]},
-    }
-    refs = {"tuxpaint": [{"k_bundle": 3, "k_topics": 15, "by_k": {3: {"nmi": 0.41},
-                                                                 15: {"nmi": 0.6}}},
-                         {"k_bundle": 4, "k_topics": 15, "by_k": {4: {"nmi": 0.42},
-                                                                 15: {"nmi": 0.6}}}]}
-    env = {"date": "2026-01-01 00:00", "commit": "abc1234", "dirty": False, "cpus": 2,
-           "python": "3.11", "torch": "2.14"}
+def _record(data, seed, experiments, ref, command="python scripts/evaluation.py --data x",
+            commit="abc1234", wall_s=600.0):
+    env = {"date": "2026-01-01 00:00 UTC", "commit": commit, "dirty": False, "cpus": 2,
+           "python": "3.11", "torch": "2.14", "load_average": 3.5}
+    return {"data": data, "seed": seed, "command": command, "environment": env,
+            "wall_s": wall_s, "experiments": experiments, "reference": ref}
+
+
+def _save(out, rec):
+    path = out / "results" / f"{rec['data']}-s{rec['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+
+
+def _row(text, start):
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
+    out = tmp_path / "out"
+    # seed 0 beats the concatenated reference (0.60 vs 0.55); seed 1 does not (0.50 vs 0.52)
+    _save(out, _record("tuxpaint", 0, {"joint_clip": _run(0.60, 0.35, k=14, nmi_train=0.62,
+                                                          image_nmi=0.57)},
+                       _ref(14, 15, concat=0.55)))
+    _save(out, _record("tuxpaint", 1, {"joint_clip": _run(0.50, 0.25, k=5, nmi_train=0.70,
+                                                          image_nmi=0.40, tied=0.2)},
+                       _ref(5, 15, concat=0.52)))
     md = tmp_path / "EVALUATION.md"
-    script.write_markdown(md, results, refs, [0, 1], 12.0, env)
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
     text = md.read_text()
-    assert "commit `abc1234`" in text and "mean ± standard deviation over 2 seeds" in text
-    assert "| nmi | ≥ 0.90 | 0.980 | **met** (2 of 2 seeds) |" in text
-    # mean TV 0.11 misses 0.10 by 0.01; one seed of two met it
-    assert "| profile_tv | ≤ 0.10 | 0.110 | **missed by 0.010** (1 of 2 seeds) |" in text
-    # seed 1's NDCG (0.28) is below fit-only (0.30): the ranking goal is missed
-    assert "**missed** (1 of 2 seeds)" in text
-    assert "| joint_clip | 6, 6 | 0.980 ± 0.014 |" in text
-    assert "| seed_baseline (1 of 2 runs failed) |" in text
-    # Tux Paint: 0.45 mean vs the reference's 0.415 at the same K; seed 0 alone lost (0.40 < 0.41)
-    assert "0.450 vs 0.415 | **met** (1 of 2 seeds)" in text
-    assert "k-means on frozen features (K = number of topics) | 15, 15 | 0.600 ± 0.000" in text
+    row = _row(text, "| held-out NMI at or above k-means on concatenated")
+    assert "0.600 vs 0.550: met" in row and "0.500 vs 0.520: not met" in row
+    assert "**not met** (met on 1 of 2 seeds)" in row
+    # image-only 0.57/0.60 = 0.95 met; 0.40/0.50 = 0.80 not met
+    assert "0.950: met" in _row(text, "| image-only NMI ÷ full-post NMI")
+    assert "0.800: not met" in _row(text, "| image-only NMI ÷ full-post NMI")
+    # gap 0.02 met, 0.20 not met
+    gap = _row(text, "| training-post NMI − held-out NMI")
+    assert "0.020: met" in gap and "0.200: not met" in gap
+    # K 14 of 15 is within 20%; K 5 is not
+    k = _row(text, "| auto-K")
+    assert "K = 14 for 15: met" in k and "K = 5 for 15: not met" in k
+    # seed 1's default ranking (0.25) is below fit only (0.30)
+    assert "0.250 vs 0.300 (fit only (α = 0)): not met" in _row(text, "| default ranking's")
+    # the synthetic-only goals do not appear for Tux Paint
+    assert "| profile TV | ≤ 0.10" not in text
+    assert "Only 2 of the 3 seeds were run on this source" in text
+    assert "| joint_clip | 60, 60 | 14, 5 | 0.550 ± 0.071 | 0.660 ± 0.057 |" in text
+    concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
+    assert "| 14, 5 | 0.535 ± 0.021 |" in concat
+    assert "| 15, 15 | 0.700 ± 0.000 |" in _row(
+        text, "| k-means on concatenated frozen image + text features (K = true categories)")
 
 
-def test_render_rewrites_from_saved_json(script, tmp_path):
-    saved = {"seeds": [0], "minutes": 1.0,
-             "environment": {"date": "d", "commit": "c", "dirty": True, "cpus": 2,
-                             "python": "3.11", "torch": "t"},
-             "results": {"synthetic": {"joint_clip": [_run(0.9, 0.1, 0.3, BASE)]}},
-             "reference": {"synthetic": [{"k_bundle": 6, "k_topics": 6,
-                                          "by_k": {"6": {"nmi": 0.8}}}]}}
-    path = tmp_path / "evaluation.json"
-    path.write_text(json.dumps(saved))
-    md = tmp_path / "out.md"
-    assert script.main(["--render", str(path), "--md", str(md)]) == 0
+def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for seed in (0, 1, 2):
+        _save(first, _record("synthetic", seed,
+                             {"joint_clip": _run(0.99, 0.40), "seed_baseline": {
+                                 "error": "train.py exited with 1"}},
+                             _ref(6, 6, concat=0.9), command="python scripts/evaluation.py "
+                             "--data synthetic tuxpaint --seeds 0 1 2", wall_s=300))
+    _save(second, _record("openclipart", 0, {"joint_clip": _run(0.5, 0.3, k=12) | {
+        "cluster": {"k": "auto", "k_range": [3, 12]}}},
+                          _ref(12, 21, concat=0.45), commit="def5678",
+                          command="python scripts/evaluation.py --data openclipart --seeds 0"))
+    # a stale record of the same source and seed in the earlier folder loses to the later one
+    _save(first, _record("openclipart", 0, {"joint_clip": _run(0.1, 0.1)}, None))
+    md = tmp_path / "EVALUATION.md"
+    assert script.main(["--render", str(first), str(second), "--md", str(md)]) == 0
     text = md.read_text()
-    assert "(with uncommitted changes)" in text and "result of one seed (0)" in text
-    assert "| k-means on frozen features (joint_clip's K = number of topics) | 6 | 0.800 |" in text
+    assert text.index("## Synthetic") < text.index("## Open Clip Art")
+    assert ("- joint_clip, seed_baseline, seeds 0, 1, 2: `python scripts/evaluation.py --data "
+            "synthetic tuxpaint --seeds 0 1 2` at commit `abc1234`") in text
+    assert "15 min on 2 CPU cores" in text
+    assert ("- joint_clip, seed 0: `python scripts/evaluation.py --data openclipart --seeds 0` "
+            "at commit `def5678`") in text
+    assert "K = 12 for 21 (auto-K searches 3–12 only): not met" in text
+    assert "0.500 vs 0.450: met" in text
+    assert "| seed_baseline (3 of 3 runs failed) |" in text
+    assert "Only 1 of the 3 seeds was run on this source" in text
+    assert "| held-out NMI | ≥ 0.90 | 0.990: met | 0.990: met | 0.990: met | **met** on every" \
+        in text
+    assert "data.max_posts=3000" in text
+    assert "Not run on this source: scratch_clip, image_ae, seed_baseline" in text
 
 
-def test_refuses_to_empty_a_folder_it_did_not_make(script, tmp_path, capsys):
+def test_a_later_run_of_other_rows_adds_them_to_the_seed(script, tmp_path):
+    first = _record("tuxpaint", 0, {"joint_clip": _run(0.6, 0.3, k=14)}, _ref(14, 15, 0.5),
+                    command="python scripts/evaluation.py --experiments joint_clip", wall_s=60)
+    second = _record("tuxpaint", 0, {"seed_baseline": _run(0.3, 0.2)}, None,
+                     command="python scripts/evaluation.py --experiments seed_baseline",
+                     wall_s=120, commit="fff0000")
+    merged = script.merge_record(first, second)
+    assert set(merged["experiments"]) == {"joint_clip", "seed_baseline"}
+    assert merged["reference"] == first["reference"]  # the reference follows joint_clip
+    assert [i["experiments"] for i in merged["invocations"]] == [["joint_clip"],
+                                                                 ["seed_baseline"]]
+    # running joint_clip again replaces its row and its invocation, and keeps seed_baseline
+    third = _record("tuxpaint", 0, {"joint_clip": _run(0.7, 0.4, k=15)}, _ref(15, 15, 0.6),
+                    command="python scripts/evaluation.py --experiments joint_clip")
+    again = script.merge_record(merged, third)
+    assert again["experiments"]["joint_clip"]["nmi"] == 0.7
+    assert again["reference"]["k_bundle"] == 15
+    assert [i["environment"]["commit"] for i in again["invocations"]] == ["fff0000", "abc1234"]
+    out = tmp_path / "out"
+    _save(out, again)
+    md = tmp_path / "EVALUATION.md"
+    script.main(["--render", str(out), "--md", str(md)])
+    text = md.read_text()
+    assert "| seed_baseline | 60 | 6 | 0.300 |" in text
+    assert "| joint_clip | 60 | 15 | 0.700 |" in text
+    assert "- seed_baseline, seed 0: `python scripts/evaluation.py --experiments seed_baseline` " \
+        "at commit `fff0000`" in text and "2 min on 2 CPU cores" in text
+
+
+def test_a_missing_folder_says_what_to_do(script, tmp_path):
+    with pytest.raises(SystemExit, match="no results"):
+        script.main(["--render", str(tmp_path), "--md", str(tmp_path / "x.md")])
+
+
+def test_refuses_a_folder_it_did_not_make(script, tmp_path, capsys):
     keep = tmp_path / "precious.txt"
     keep.write_text("mine")
     with pytest.raises(SystemExit):
         script.main(["--out", str(tmp_path), "--seeds", "0"])
     assert keep.read_text() == "mine"
     assert "not an earlier evaluation folder" in capsys.readouterr().err
+
+
+def test_openclipart_runs_are_capped(script, tmp_path):
+    cmd = script.train_command("joint_clip", "openclipart", 1, tmp_path, tmp_path / "cache")
+    assert "data=openclipart" in cmd and "data.max_posts=3000" in cmd and "seed=1" in cmd
+    assert not any("max_posts" in c for c in script.train_command(
+        "joint_clip", "tuxpaint", 1, tmp_path, tmp_path / "cache"))

@@ -38,7 +38,7 @@ def test_jsonl_manifest(tmp_path, make_image):
     a = corpus.posts[0]
     assert a.image_path == str((tmp_path / "img" / "a.jpg").resolve())
     assert a.hashtags == ["climbing"] and a.mentions == ["alex"] and a.followers == 5000
-    assert a.source == "posts"
+    assert a.source == ""  # no source column: no community named after the file
     reasons = {s.item: s.reason for s in corpus.skipped}
     assert "escapes" in reasons["posts.jsonl row 3"]
     assert reasons["posts.jsonl row 4"].startswith("missing image")

@@ -213,3 +213,42 @@ def test_gpu_matches_cpu_and_saves_a_cpu_index(tmp_path, data, flat_max):
     assert not loaded.on_gpu and "Gpu" not in type(faiss.downcast_index(loaded.index)).__name__
     again = PostIndex.load(tmp_path / "posts.faiss", gpu.metadata(), use_gpu=True)
     assert again.on_gpu and again.search(q, 10)[2].shape == (len(q), 10)
+
+
+def test_ivfpq_above_the_memory_budget_from_a_memory_map(data, tmp_path):
+    from mmembed.search.index import KIND_IVFPQ, index_bytes
+
+    x, q = data
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    budget_mb = index_bytes(len(x), x.shape[1], KIND_FLAT) / 2**20 / 2  # flat would not fit
+    index = PostIndex.build(mapped, ids_for(len(x)), memory_budget_mb=budget_mb, nprobe=8,
+                            use_gpu=False)
+    assert index.kind == KIND_IVFPQ
+    pq = faiss.downcast_index(index.index)
+    assert isinstance(pq, faiss.IndexIVFPQ) and pq.pq.M == 8  # dim 32 / 4 bytes a vector
+    assert index_bytes(len(x), 32, KIND_IVFPQ) < budget_mb * 2**20
+    _, _, rows = index.search(q, 10)
+    _, ref_rows = brute_force(x, q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, ref_rows)])
+    assert recall >= 0.5  # approximate scores: far above chance (10 / 3000)
+    index.write_index(tmp_path / "pq.faiss")
+    again = PostIndex.load(tmp_path / "pq.faiss", index.metadata())
+    assert again.kind == KIND_IVFPQ and (again.search(q, 10)[2] == rows).all()
+    # under the budget nothing changes
+    assert PostIndex.build(x, ids_for(len(x)), memory_budget_mb=1024,
+                           use_gpu=False).kind == KIND_FLAT
+
+
+def test_vectors_added_in_batches_equal_one_add(data, monkeypatch):
+    import mmembed.search.index as index_module
+
+    x, q = data
+    whole = PostIndex.build(x, ids_for(len(x)), use_gpu=False).search(q, 10)
+    monkeypatch.setattr(index_module, "ADD_BATCH", 7)
+    batched = PostIndex.build(x, ids_for(len(x)), use_gpu=False).search(q, 10)
+    assert (whole[2] == batched[2]).all()
+    x_bad = x.copy()
+    x_bad[12, 3] = np.nan
+    with pytest.raises(ValueError, match=r"from row 7\) rows \[5\]"):
+        PostIndex.build(x_bad, ids_for(len(x)), use_gpu=False)

@@ -146,7 +146,7 @@ def test_posts_are_complete_records(corpus):
     for i, post in enumerate(corpus.posts):
         assert post.post_id == f"syn-{i:06d}"
         assert Path(post.image_path).is_absolute() and Path(post.image_path).is_file()
-        assert post.source == "synthetic"
+        assert post.source == "synthetic"  # no hashtag_audiences given
         assert post.topic in corpus.truth["topics"]
         assert post.followers == followers[post.account]
         assert post.hashtags and post.caption
@@ -402,3 +402,19 @@ def test_caption_rates_change_captions_and_nothing_else(tmp_path, corpus):
             (b.post_id, b.topic, b.likes, b.account, b.hashtags)
     for a, b in list(zip(plain.posts, corpus.posts))[:50]:
         assert Path(a.image_path).read_bytes() == Path(b.image_path).read_bytes()
+
+
+def test_hashtag_audiences_become_sources(source, corpus):
+    audiences = SyntheticSource(num_posts=N_POSTS, shoot_size=30, seed=0,
+                                cache_dir=source.cache_dir, caption_detail_rate=DETAIL_RATE,
+                                caption_mood_rate=MOOD_RATE,
+                                hashtag_audiences=["#RockClimbing", "party"])
+    assert audiences.fingerprint == source.fingerprint  # the same cached dataset
+    again = audiences.load()
+    assert [p.post_id for p in again.posts] == [p.post_id for p in corpus.posts]
+    for post in again.posts:
+        tags = set(post.hashtags)
+        expected = ("#rockclimbing" if "rockclimbing" in tags else
+                    "#party" if "party" in tags else "synthetic")
+        assert post.source == expected
+    assert {"#rockclimbing", "#party", "synthetic"} <= {p.source for p in again.posts}

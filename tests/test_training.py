@@ -302,3 +302,40 @@ def test_skipped_inputs_are_reported_before_the_model_is_built(tmp_path, make_im
             train(_manifest_cfg(tmp_path, make_image, rows))
     assert "2 input(s) skipped" in caplog.text
     assert "'hashtags' must be text" in caplog.text and "img/gone.jpg" in caplog.text
+
+
+def _fit_flat(max_epochs: int, patience: int | None):
+    """A one-parameter model whose validation loss never improves, fitted by Lightning."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Flat(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            return (self.w * batch[0]).sum() ** 2
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", torch.tensor(1.0))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    data = DataLoader(TensorDataset(torch.ones(4, 1)), batch_size=2)
+    callbacks = [EarlyStopping(monitor="val/loss", patience=patience)] if patience else []
+    trainer = L.Trainer(max_epochs=max_epochs, callbacks=callbacks, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(Flat(), data, data)
+    return trainer
+
+
+def test_stop_reason_names_early_stopping_or_max_epochs():
+    early = mmembed.training.stop_reason(_fit_flat(max_epochs=10, patience=2))
+    assert early.startswith("training stopped early after epoch 3 of 10")
+    assert "val/loss had not improved for 2 epochs" in early
+    assert mmembed.training.stop_reason(_fit_flat(max_epochs=2, patience=None)) == \
+        "training ran all 2 epochs (max_epochs=2)"

@@ -79,6 +79,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     communities = communities or CommunitySettings()
     search = search or SearchSettings()
     trust = trust or TrustSettings()
+    progress.phase("embedding the posts")
     emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
     posts, split = datamodule.posts, np.asarray(datamodule.split)
     fitted = np.flatnonzero(split != "test")
@@ -86,8 +87,10 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
         raise ValueError(f"only {fitted.size} post(s) outside the test split: nothing to "
                          "cluster; lower datamodule.test_fraction or add posts")
     fit_posts = [posts[i] for i in fitted]
+    progress.phase(f"clustering ({clusterer.name})")
     clusterer.fit(emb.latent[fitted], fit_posts)
     if refine is not None:  # DEC refines the encoder in place: embed again with it
+        progress.phase(f"refining the clusters ({refine.name})")
         refine.refine(clusterer, emb.latent[fitted], encoder=model.autoencoder.encoder,
                       inputs=torch.from_numpy(emb.fused[fitted]))
         emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
@@ -97,6 +100,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     q_image = clusterer.soft_assign(emb.latent_image)
     k = q.shape[1]
 
+    progress.phase("naming the clusters and profiling the communities")
     fit_latent, fit_labels = emb.latent[fitted], labels[fitted]
     terms = cluster_terms(fit_posts, fit_labels, k, top_n=communities.top_terms)
     names = cluster_names(terms, n_terms=communities.name_terms)
@@ -112,10 +116,12 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     metrics["k"] = k
     metrics["method"] = clusterer.name + (f"+{refine.name}" if refine is not None else "")
 
+    progress.phase("building the search index and calibrating")
     post_ids = [p.post_id for p in posts]
     index = PostIndex.build(emb.z_image[fitted], [post_ids[i] for i in fitted],
                             flat_max=search.flat_max, nlist=search.nlist, nprobe=search.nprobe,
-                            use_gpu=search.use_gpu)
+                            use_gpu=search.use_gpu, memory_budget_mb=search.memory_budget_mb,
+                            pq_m=search.pq_m)
     calibration, calibration_metrics, feature_index = calibrate(
         clusterer, emb, labels, split, fitted, index, post_ids, trust, seed)
     metrics.update(calibration_metrics)
@@ -135,6 +141,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     thumbs = {name: [posts[i].image_path for i in typical(
         emb.latent, np.array([row_of[m] for m in c.members], dtype=int), 4)]
         for name, c in profiles.items()}
+    progress.phase("drawing the pictures")
     pictures = bundle_pictures(fit_latent, fit_labels, names, terms,
                                [[row_of[m] for m in c.medoids] for c in clusters], posts,
                                {n: c.to_dict() for n, c in profiles.items()}, seed=seed,
@@ -146,12 +153,14 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                  "engagement_pred": emb.engagement_pred, "q": q.astype(np.float32)},
         index=index, pictures=pictures,
         tokenizer_json=(text_tower.tokenizer_json()
-                        if text_tower is not None and not text_tower.pretrained else None),
+                        if text_tower is not None and text_tower.fits_vocabulary else None),
         calibration=calibration, feature_index=feature_index)
+    progress.phase("writing the bundle")
     _, params = clusterer.state()
     bundle = Bundle.save(target, contents, config=config or {},
-                         data_fingerprint=datamodule.array_path.stem, metrics=metrics,
+                         data_fingerprint=datamodule.fingerprint, metrics=metrics,
                          extra={"k_curve": params.get("k_curve")})
+    progress.phase(None)
     if wandb_run is not None:
         log_build(wandb_run, bundle, metrics)
     return BuildResult(bundle, metrics, clusters, profiles)

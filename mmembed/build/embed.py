@@ -53,11 +53,14 @@ def embed_posts(model, datamodule, cache_dir: str | None = None, batch_size: int
     """Embed every post of ``datamodule`` (see the module docstring)."""
     feats = tower_features(model, datamodule, cache_dir=cache_dir, progress=progress)
     loader = DataLoader(_Features(feats), batch_size=batch_size, shuffle=False)
-    out = predict(model, progress.track(loader, len(loader), "embedding posts"))
+    # The tower features are not predicted again: their rows are ``feats`` (memory-mapped for a
+    # streaming corpus), and a second copy of them would double the build's largest array.
+    out = predict(model, progress.track(loader, len(loader), "embedding posts"),
+                  keys=("z_image", "latent", "latent_image", "engagement", "fused"))
     latent = out["latent"] if "latent" in out else out["latent_image"]
     fused = out["fused"] if "fused" in out else out["z_image"]
     return Embeddings(
         z_image=out["z_image"].numpy(), latent=latent.numpy(),
         latent_image=out["latent_image"].numpy(), engagement_pred=out["engagement"].numpy(),
         fused=fused.numpy(),
-        features=out["image_features"][:, :model.content_dim].numpy())
+        features=feats["image"][:, :model.content_dim].numpy())

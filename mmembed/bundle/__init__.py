@@ -234,7 +234,8 @@ class Bundle:
         return self._npz(self.LATENTS)
 
     def index(self, use_gpu: bool | str = False) -> PostIndex:
-        """The FAISS index of the posts' image embeddings."""
+        """The FAISS index of the posts' image embeddings (on the GPUs with ``use_gpu``:
+        ``"auto"`` when FAISS sees one, see :meth:`mmembed.search.index.PostIndex.load`)."""
         from mmembed.search.index import PostIndex
 
         try:
@@ -243,13 +244,13 @@ class Bundle:
             raise BundleError(f"the post index in {self.path} cannot be read ({err}); "
                               "rebuild the bundle") from err
 
-    def feature_index(self) -> PostIndex:
+    def feature_index(self, use_gpu: bool | str = False) -> PostIndex:
         """The image-tower content features of the training posts (for novelty)."""
         from mmembed.search.index import PostIndex
 
         try:
             return PostIndex.load(self.file(self.FEATURE_INDEX),
-                                  self._json(self.FEATURE_INDEX_META), use_gpu=False)
+                                  self._json(self.FEATURE_INDEX_META), use_gpu)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             raise BundleError(f"the feature index in {self.path} cannot be read ({err}); "
                               "rebuild the bundle") from err

@@ -19,8 +19,10 @@ from pathlib import Path
 
 __all__ = ["FREE_TEXT", "UnknownSetting", "known_settings", "prepare"]
 
-#: Top-level settings whose values are names or paths, quoted when Hydra cannot parse them.
-FREE_TEXT = ("community", "images", "bundle", "out", "ckpt_path", "bundle_name")
+#: Settings whose values are names, paths or URL patterns, quoted when Hydra cannot parse them
+#: (``data.urls='DIR/shard-{000000..000099}.tar'``: the shell drops the quotes, and Hydra reads
+#: braces as a dictionary).
+FREE_TEXT = ("community", "images", "bundle", "out", "ckpt_path", "bundle_name", "data.urls")
 
 
 class UnknownSetting(ValueError):

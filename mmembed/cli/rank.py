@@ -69,17 +69,13 @@ def default_images(bundle, cache_dir: str | Path) -> Path:
 
 
 def output_dir(cfg: DictConfig) -> Path:
-    """``out=`` if given, else Hydra's run folder (``outputs/<date>/<time>/``)."""
+    """``out=`` if given, else ``outputs/<date>/<time>/`` under the current folder (made only
+    when something is written there)."""
     if cfg.get("out"):
         return Path(str(cfg.out)).expanduser()
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    import datetime as dt
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without a Hydra app (tests, notebooks)
-        import datetime as dt
-
-        return Path("outputs") / dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-rank")
+    return Path("outputs") / dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
 
 
 def settings_of(cfg: DictConfig) -> RankSettings:
@@ -115,7 +111,8 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
         path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
         console.print(f"bundle [bold]{path}[/bold] ({why})", highlight=False)
         with console.status(f"reading bundle {path}"):
-            ranker = Ranker.from_bundle(path, device=settings.device, load_weights=False)
+            ranker = Ranker.from_bundle(path, device=settings.device, load_weights=False,
+                                        tower_cache_dir=Path(cfg.paths.cache_dir) / "features")
     requested = cfg.get("community")
     if requested is not None and str(requested) == "list":
         print_communities(ranker, console)

@@ -102,6 +102,17 @@ def print_build(result, console) -> None:
             continue
         table.add_row(key, cell(value), cell(m.get(f"{key}_train")))
     console.print(table)
+    cards = result.path / result.bundle.COMMUNITY_CARDS
+    if cards.is_file():
+        console.print(f"\nevery community with its clusters and typical posts: [bold]{cards}[/bold]"
+                      " (open it in a browser)", highlight=False)
+    from pathlib import Path
+
+    name = result.path.name if result.path.parent.resolve() == Path("index").resolve() \
+        else result.path
+    console.print("rank new photos with it: [bold]python rank.py "
+                  f"bundle={name} images=FOLDER community=ID[/bold] "
+                  "(community=list shows the ids)", highlight=False)
 
 
 def config_tree(cfg, console) -> None:

@@ -9,6 +9,10 @@
 - Posts whose image cannot be decoded are reported in ``skipped`` and left out.
 - ``tokenize`` is a hook: a callable that turns a list of captions into a dict of tensors. It runs
   in the collate function, batched, so any tokenizer (HF, tokenizers, a test stub) plugs in.
+- A source that ``streams`` (:class:`~mmembed.data.sources.shards.ShardSource`) is not decoded
+  into one array: its images are streamed from the tar shards every epoch, each rank and worker
+  reading only its own shards (:class:`mmembed.data.stream.ShardStream`). Only the posts'
+  metadata is held in memory.
 - The training order of an epoch is a pure function of ``(seed, epoch)``: a
   ``DistributedSampler`` (one replica outside DDP) permutes with a generator seeded by
   ``seed + epoch``, and Lightning calls its ``set_epoch`` before every epoch. A run resumed from
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from mmembed.data.images import load_image
 from mmembed.data.post import Corpus, Post, Skipped, engagement, format_skipped
 from mmembed.data.sources import SourceError
+from mmembed.data.stream import ShardStream, batch_caps
 from mmembed.fileio import atomic_write
 from mmembed.progress import QUIET, Progress
 
@@ -81,18 +87,32 @@ def build_image_cache(
         meta = json.loads(index_path.read_text())
         return array_path, meta["kept"], [Skipped(**s) for s in meta["skipped"]]
 
-    kept, skipped, arrays = [], [], []
-    for i, post in progress.track(enumerate(posts), len(posts), "decoding images"):
-        img = load_image(post.image_path, size=image_size)
-        if not hasattr(img, "size"):  # an ImageError
-            skipped.append(Skipped(f"{post.post_id} ({img.path})", img.reason))
-            continue
-        kept.append(i)
-        arrays.append(np.asarray(img, dtype=np.uint8))
-    stacked = (
-        np.stack(arrays) if arrays else np.zeros((0, image_size, image_size, 3), dtype=np.uint8)
-    )
-    atomic_write(array_path, lambda tmp: np.save(tmp, stacked))
+    kept, skipped = [], []
+    row_bytes = image_size * image_size * 3
+    # Rows go to a raw scratch file as they decode, then into the .npy in chunks: memory holds
+    # one image (and one chunk), never the corpus (a list of arrays and np.stack held it twice).
+    with tempfile.TemporaryFile(dir=cache_dir) as raw:
+        for i, post in progress.track(enumerate(posts), len(posts), "decoding images"):
+            img = load_image(post.image_path, size=image_size)
+            if not hasattr(img, "size"):  # an ImageError
+                skipped.append(Skipped(f"{post.post_id} ({img.path})", img.reason))
+                continue
+            kept.append(i)
+            raw.write(np.asarray(img, dtype=np.uint8).tobytes())
+
+        def write_array(tmp: Path) -> None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                            shape=(len(kept), image_size, image_size, 3))
+            raw.seek(0)
+            chunk = max(1, (64 << 20) // row_bytes)
+            for start in range(0, len(kept), chunk):
+                n = min(chunk, len(kept) - start)
+                out[start:start + n] = np.frombuffer(raw.read(n * row_bytes), np.uint8).reshape(
+                    n, image_size, image_size, 3)
+            out.flush()
+            del out
+
+        atomic_write(array_path, write_array)
     meta = {"kept": kept, "skipped": [s.__dict__ for s in skipped], "image_size": image_size}
     atomic_write(index_path, json.dumps(meta))
     return array_path, kept, skipped
@@ -152,7 +172,7 @@ class Collate:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {
             key: torch.stack([it[key] for it in items])
-            for key in ("image", "engagement", "account", "index")
+            for key in ("image", "engagement", "account", "index") if key in items[0]
         }
         batch["caption"] = [it["caption"] for it in items]
         if self.tokenize is not None:
@@ -196,6 +216,15 @@ class PostDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self.corpus: Corpus | None = None
         self.datasets: dict[str, PostDataset] = {}
+        self.array_path: Path | None = None
+        #: A short hash naming the decoded posts (the image cache's, or the shards' posts and
+        #: image size): the feature cache and the bundle's manifest key on it.
+        self.fingerprint: str = ""
+        self.streams = bool(getattr(source, "streams", False))
+        #: Whether the split loaders of a streaming source decode images. Off when the model's
+        #: towers are frozen and it reads cached features by row: the shards are then read
+        #: once, to compute those features, not every epoch.
+        self.stream_images = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
@@ -207,6 +236,13 @@ class PostDataModule(L.LightningDataModule):
                 f"the source {name} loaded no posts. {format_skipped(corpus.skipped)}\n"
                 "Check it with `python -m mmembed.data <the same data overrides>`."
             )
+        if self.streams:
+            self._setup_posts(corpus, corpus.posts, list(corpus.skipped))
+            self.fingerprint = "shards-" + fingerprint(corpus.posts, self.image_size, "shards")
+            self._shard_rows = [{} for _ in self.source.urls]
+            for i, (s, key) in enumerate(zip(self.source.shard_of, self.source.keys)):
+                self._shard_rows[s][key] = i
+            return
         array_path, kept, skipped = build_image_cache(
             corpus.posts, self.image_size, self.cache_dir, progress=self.progress
         )
@@ -215,17 +251,10 @@ class PostDataModule(L.LightningDataModule):
                 f"the source {name} loaded {len(corpus.posts)} post(s), but no image could be "
                 f"decoded. {format_skipped(skipped)}"
             )
-        self.corpus = corpus
-        self.skipped = list(corpus.skipped) + skipped
         self.array_path = array_path
-        self.posts = [corpus.posts[i] for i in kept]
-        self.engagement = engagement(self.posts)
-        accounts = sorted({p.account for p in self.posts})
-        self.account_index = {a: i for i, a in enumerate(accounts)}
-        account_ids = np.array([self.account_index[p.account] for p in self.posts])
-        self.split = np.array(
-            [split_of(p.post_id, self.val_fraction, self.test_fraction) for p in self.posts]
-        )
+        self.fingerprint = array_path.stem
+        self._setup_posts(corpus, [corpus.posts[i] for i in kept],
+                          list(corpus.skipped) + skipped)
         for name in SPLITS:
             idx = np.flatnonzero(self.split == name)
             self.datasets[name] = PostDataset(
@@ -233,11 +262,70 @@ class PostDataModule(L.LightningDataModule):
                 idx,
                 [self.posts[i] for i in idx],
                 self.engagement[idx],
-                account_ids[idx],
+                self.account_ids[idx],
                 idx,
             )
 
+    def _setup_posts(self, corpus: Corpus, posts: list[Post], skipped: list[Skipped]) -> None:
+        """The per-post state every path shares: posts, engagement, accounts, split."""
+        self.corpus = corpus
+        self.skipped = skipped
+        self.posts = posts
+        self.engagement = engagement(self.posts)
+        accounts = sorted({p.account for p in self.posts})
+        self.account_index = {a: i for i, a in enumerate(accounts)}
+        self.account_ids = np.array([self.account_index[p.account] for p in self.posts])
+        self.split = np.array(
+            [split_of(p.post_id, self.val_fraction, self.test_fraction) for p in self.posts]
+        )
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def stream(self, split: str | None, shuffle: bool = False, rank: int = 0,
+               world_size: int = 1) -> ShardStream:
+        """The posts of ``split`` (``None``: every post) streamed from the shards by one rank
+        (see :mod:`mmembed.data.stream`); under DDP every rank yields the same full batches."""
+        keep = (np.ones(len(self.posts), dtype=bool) if split is None
+                else self.split == split)
+        dataset = ShardStream(self.source.urls, self._shard_rows, keep,
+                              [p.caption for p in self.posts], self.engagement,
+                              self.account_ids, self.image_size, rank=rank,
+                              world_size=world_size, shuffle=shuffle, seed=self.seed,
+                              images=self.stream_images)
+        if world_size > 1:
+            dataset.caps = self.batch_size * batch_caps(
+                dataset.counts(), world_size, max(1, self.num_workers), self.batch_size)
+        return dataset
+
+    def shard_stream(self, shard: int) -> ShardStream:
+        """Every post of one shard, in tar order (for writing that shard's features)."""
+        return ShardStream([self.source.urls[shard]], [self._shard_rows[shard]],
+                           np.ones(len(self.posts), dtype=bool), [p.caption for p in self.posts],
+                           self.engagement, self.account_ids, self.image_size)
+
+    def collate(self) -> Collate:
+        return Collate(self.tokenize)
+
+    def _stream_loader(self, split: str, shuffle: bool) -> DataLoader:
+        rank, world_size = self._rank()
+        dataset = self.stream(split, shuffle, rank, world_size)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=Collate(self.tokenize),
+            drop_last=shuffle and len(dataset) > self.batch_size,
+        )
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if self.streams:
+            return self._stream_loader(split, shuffle)
         dataset = self.datasets[split]
         sampler = self._epoch_sampler(dataset) if shuffle else None
         # Training drops the last partial batch: every rank must hold the same number of pairs
@@ -273,14 +361,21 @@ class PostDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
-    def all_dataloader(self) -> DataLoader:
-        """Every decoded post, in corpus order (for embedding the whole corpus)."""
+    def all_dataloader(self, batch_size: int | None = None) -> DataLoader:
+        """Every decoded post, in corpus order (for embedding the whole corpus; streamed from
+        the shards in shard order, each batch's ``index`` giving its rows), in batches of
+        ``batch_size`` (default: the training batch size)."""
+        if self.streams:
+            stream = self.stream(None)
+            stream.images = True
+            return DataLoader(stream, batch_size=batch_size or self.batch_size,
+                              num_workers=self.num_workers, collate_fn=Collate(self.tokenize))
         idx = np.arange(len(self.posts))
-        account_ids = np.array([self.account_index[p.account] for p in self.posts])
-        dataset = PostDataset(self.array_path, idx, self.posts, self.engagement, account_ids, idx)
+        dataset = PostDataset(self.array_path, idx, self.posts, self.engagement,
+                              self.account_ids, idx)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
             collate_fn=Collate(self.tokenize),

@@ -15,6 +15,7 @@ concurrent decoders can share a :class:`DecodeBudget` that bounds the bytes they
 from __future__ import annotations
 
 import glob
+import io
 import os
 import stat
 import warnings
@@ -193,16 +194,40 @@ def load_image(
     and the one copy made while reducing it) fit in what the other decodes hold.
     """
     path = Path(path)
-    name = str(path)
+    problem = file_problem(path)
+    if problem:
+        return ImageError(str(path), problem)
     try:
-        problem = file_problem(path)
-        if problem:
-            return ImageError(name, problem)
-        if path.stat().st_size == 0:
-            return ImageError(name, "empty: zero-byte file")
+        empty = path.stat().st_size == 0
+    except OSError as exc:
+        return ImageError(str(path), f"unreadable: {exc}")
+    if empty:
+        return ImageError(str(path), "empty: zero-byte file")
+    return _decode(path, str(path), size, max_pixels, budget)
+
+
+def decode_image(
+    data: bytes,
+    name: str,
+    size: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    budget: DecodeBudget | None = None,
+) -> Image.Image | ImageError:
+    """:func:`load_image` for an image held as bytes (a member of a tar shard); ``name`` says
+    where the bytes came from, for the :class:`ImageError`."""
+    if not data:
+        return ImageError(name, "empty: zero-byte file")
+    return _decode(io.BytesIO(data), name, size, max_pixels, budget)
+
+
+def _decode(source, name: str, size: int | None, max_pixels: int,
+            budget: DecodeBudget | None) -> Image.Image | ImageError:
+    """The decode behind :func:`load_image` and :func:`decode_image` (``source``: a path or a
+    binary file object)."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     return ImageError(

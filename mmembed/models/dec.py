@@ -152,14 +152,14 @@ class DECRefinement:
             with torch.no_grad():
                 if encoder is not None:
                     refined = torch.cat([embed(idx) for idx in torch.arange(n).split(4096)])
-                    latent = refined.detach().cpu().numpy().astype(np.float32)
+                    latent = refined.detach().float().cpu().numpy()
                 else:
                     latent = x
         finally:
             if encoder is not None:
                 encoder.train(was_training)
 
-        clusterer.centroids_ = np.ascontiguousarray(mu.detach().cpu().numpy(), dtype=np.float32)
+        clusterer.centroids_ = np.ascontiguousarray(mu.detach().float().cpu().numpy())
         clusterer.scale_ = 1.0  # DEC's kernel works in the latent's own units
         clusterer.labels_ = clusterer.soft_assign(latent).argmax(axis=1)
         clusterer._canonicalise(latent)

@@ -8,6 +8,9 @@ tower's weights, so a different tower, checkpoint or dataset never reads stale f
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -15,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from mmembed.fileio import atomic_write
 from mmembed.models.predict import predict
+from mmembed.models.towers.runtime import BATCH_SIZE
 from mmembed.progress import QUIET, Progress
 
 
@@ -35,10 +39,57 @@ def module_hash(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def compute_features(model, loader, progress: Progress = QUIET) -> dict[str, torch.Tensor]:
-    """The towers' outputs over ``loader`` (``predict_step``), rows by ``batch["index"]``."""
-    batches = progress.track(loader, len(loader), "tower features")
-    out = predict(model, batches, keys=("image_features", "text_features"))
+def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
+    """The items of ``iterable``, produced by a background thread up to ``depth`` ahead.
+
+    Reading and collating the next batch (image conversion, tokenising captions) then runs
+    while the towers work on this one: numpy, torch and ONNX Runtime release the GIL in their
+    kernels. An exception in the thread is raised here; stopping early stops the thread.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as err:  # handed to the consumer
+            items.put((done, err))
+
+    thread = threading.Thread(target=produce, name="mmembed-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = items.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def compute_features(model, loader, progress: Progress = QUIET, backend: str | None = None,
+                     cache_dir: str | None = None) -> dict[str, torch.Tensor]:
+    """The towers' outputs over ``loader`` (``predict_step``), rows by ``batch["index"]``.
+
+    The loader is read one batch ahead in a thread (:func:`prefetched`) and a frozen image
+    tower runs through :meth:`~mmembed.models.joint.JointEmbedding.fast_towers` (``backend``,
+    default the model's ``tower_backend``; an ONNX export is kept in ``cache_dir``)."""
+    batches = progress.track(prefetched(loader), len(loader), "tower features")
+    with model.fast_towers(backend, cache_dir):
+        out = predict(model, batches, keys=("image_features", "text_features"))
     features = {"image": out["image_features"]}
     if "text_features" in out:
         features["text"] = out["text_features"]
@@ -47,17 +98,24 @@ def compute_features(model, loader, progress: Progress = QUIET) -> dict[str, tor
 
 def tower_features(model, datamodule, cache_dir: str | None = None,
                    progress: Progress = QUIET) -> dict[str, torch.Tensor]:
-    """Features of every post for the model's towers, from the cache when it has them."""
+    """Features of every post for the model's towers, from the cache when it has them (a
+    streaming datamodule: per-shard files, memory-mapped, see :mod:`.feature_shards`)."""
+    if getattr(datamodule, "streams", False):
+        from mmembed.models.feature_shards import shard_features
+
+        return shard_features(model, datamodule, cache_dir, progress)
     path = None
     if cache_dir:
-        key = [datamodule.array_path.stem, module_hash(model.image_tower)]
+        key = [datamodule.fingerprint, module_hash(model.image_tower)]
         if model.text_tower is not None:
             key.append(module_hash(model.text_tower))
         digest = hashlib.sha256("-".join(key).encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"features-{digest}.safetensors"
         if path.is_file():
             return load_file(path)
-    features = compute_features(model, datamodule.all_dataloader(), progress)
+    device = getattr(model, "device", torch.device("cpu"))
+    loader = datamodule.all_dataloader(batch_size=BATCH_SIZE.get(device.type))
+    features = compute_features(model, loader, progress, cache_dir=cache_dir)
     if path is not None:
         atomic_write(path, lambda tmp: save_file(features, str(tmp)))
     return features

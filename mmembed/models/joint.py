@@ -32,6 +32,7 @@ on the validation loss either way.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -48,10 +49,27 @@ from mmembed.models.towers import freeze
 from mmembed.stats import spearman
 
 
-def _recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
-    """Recall@k when row i's correct match is column i."""
-    ranks = (similarity > similarity.diag().unsqueeze(1)).sum(dim=1)  # how many beat the truth
-    return {k: (ranks < k).float().mean().item() for k in ks}
+def _recall_at_k(queries: torch.Tensor, candidates: torch.Tensor, ks=(1, 5, 10),
+                 chunk: int = 1024) -> dict[int, float]:
+    """Recall@k of ``queries`` [M, D] against ``candidates`` [M, D] when row i's match is
+    candidate i, computed ``chunk`` query rows at a time (``chunk × M`` similarities)."""
+    hits = {k: 0 for k in ks}
+    for start in range(0, len(queries), chunk):
+        q = queries[start:start + chunk]
+        sim = q @ candidates.T
+        rows = torch.arange(len(q))
+        truth = sim[rows, rows + start].unsqueeze(1)  # from the same product: ties stay ties
+        ranks = (sim > truth).sum(dim=1)  # how many candidates beat the truth
+        for k in ks:
+            hits[k] += int((ranks < k).sum())
+    return {k: hits[k] / max(len(queries), 1) for k in ks}
+
+
+def _sample_key(index: torch.Tensor) -> torch.Tensor:
+    """A fixed pseudo-random order of post indices (Knuth's multiplicative hash, a bijection
+    on 32 bits): the validation posts with the smallest keys are a uniform sample that does not
+    depend on the batch size, the number of ranks or the order batches arrive in."""
+    return (index.long() * 2654435761) & 0xFFFFFFFF
 
 
 HeadFactory = Callable[..., nn.Module]
@@ -72,6 +90,10 @@ class JointEmbedding(L.LightningModule):
     and ``proj_dropout``, a :class:`~mmembed.models.heads.PostAutoencoder` of ``latent_dim``
     and an :class:`~mmembed.models.heads.EngagementHead`. A loss term whose weight is 0 is not
     computed (the seed baseline trains its engagement head only).
+
+    Validation recall@k (image→text and text→image) is measured among a fixed pseudo-random
+    sample of at most ``val_retrieval_sample`` validation posts, gathered from every rank, so
+    it is global under DDP and needs ``M × D`` memory rather than ``N_val × N_val``.
     """
 
     def __init__(
@@ -93,6 +115,8 @@ class JointEmbedding(L.LightningModule):
         optimizer: Any = None,
         scheduler: Any = None,
         feature_cache_dir: str | None = None,
+        val_retrieval_sample: int = 1000,
+        tower_backend: str = "auto",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["image_tower", "text_tower", "proj_image", "proj_text",
@@ -129,19 +153,46 @@ class JointEmbedding(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.feature_cache_dir = feature_cache_dir
+        if val_retrieval_sample < 1:
+            raise ValueError(f"val_retrieval_sample must be at least 1; got {val_retrieval_sample}")
+        self.val_retrieval_sample = int(val_retrieval_sample)
+        self.tower_backend = tower_backend
         self.contrastive = losses.ContrastiveLoss()
         # Standardisation of the engagement target, set from the training split in on_fit_start.
         self.register_buffer("engagement_mean", torch.zeros(()))
         self.register_buffer("engagement_std", torch.ones(()))
         self._cached: dict[str, torch.Tensor] = {}
+        self._fast_image_tower = None  # set inside fast_towers()
         self._val_outputs: list[dict[str, torch.Tensor]] = []
+        self._val_sample: dict[str, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- embedding paths
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         if self.freeze_towers:
+            if self._fast_image_tower is not None:
+                return self._fast_image_tower(images)
             with torch.no_grad():
                 return self.image_tower(images)
         return self.image_tower(images)
+
+    @contextlib.contextmanager
+    def fast_towers(self, backend: str | None = None, cache_dir: str | None = None):
+        """Within this context a frozen image tower runs through
+        :class:`~mmembed.models.towers.runtime.FastImageTower` (ONNX Runtime or a
+        ``channels_last`` copy, on a GPU in bfloat16; ``backend`` (default
+        ``tower_backend``), ``cache_dir``: see there). Towers that train are left as they
+        are. Yields the fast tower (or None)."""
+        backend = backend or self.tower_backend
+        if not self.freeze_towers or backend == "eager" or self._fast_image_tower is not None:
+            yield self._fast_image_tower
+            return
+        from mmembed.models.towers.runtime import FastImageTower
+
+        self._fast_image_tower = FastImageTower(self.image_tower, backend, cache_dir)
+        try:
+            yield self._fast_image_tower
+        finally:
+            self._fast_image_tower = None
 
     def text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.freeze_towers:
@@ -210,8 +261,10 @@ class JointEmbedding(L.LightningModule):
         self.engagement_std.fill_(float(target.std().clamp_min(1e-3)))
         if self.freeze_towers and not self._cached:
             from mmembed.models.features import tower_features
+            from mmembed.progress import QUIET
 
-            self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir)
+            self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir,
+                                          progress=getattr(datamodule, "progress", QUIET))
 
     def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Tower features of a batch: given in it, from the frozen-feature cache (by post
@@ -296,30 +349,77 @@ class JointEmbedding(L.LightningModule):
             self.autoencoder.decode(out["latent_full"]), out["fused"]
         )
         self.log("val/reconstruction_error", recon, batch_size=batch_size, sync_dist=True)
-        keep = {k: out[k].detach().cpu() for k in
-                ("z_image", "z_text", "latent_full", "latent_image_only", "engagement_pred")
-                if out[k] is not None}
-        keep["engagement"] = batch["engagement"].detach().cpu()
-        self._val_outputs.append(keep)
+        index = batch["index"].to(self.device)
+        # Per post, kept for every validation post: three numbers each (linear, small).
+        self._val_outputs.append({
+            "index": index,
+            "image_only_cosine": F.cosine_similarity(
+                out["latent_image_only"].float(), out["latent_full"].float(), dim=-1),
+            "engagement_pred": out["engagement_pred"].detach().float(),
+            "engagement": batch["engagement"].to(self.device).float()})
+        if out["z_text"] is not None:
+            self._keep_retrieval_sample(index, out["z_image"], out["z_text"])
+
+    def _keep_retrieval_sample(self, index: torch.Tensor, z_image: torch.Tensor,
+                               z_text: torch.Tensor) -> None:
+        """Keep, of the posts seen so far, the ``val_retrieval_sample`` with the smallest
+        :func:`_sample_key`: memory stays ``M × D`` whatever the validation split's size."""
+        new = {"index": index, "z_image": z_image.detach().float(),
+               "z_text": z_text.detach().float()}
+        kept = self._val_sample
+        if kept:
+            new = {k: torch.cat([kept[k], v]) for k, v in new.items()}
+        limit = self.val_retrieval_sample
+        if len(new["index"]) > limit:
+            order = torch.topk(_sample_key(new["index"]), limit, largest=False).indices
+            new = {k: v[order] for k, v in new.items()}
+        self._val_sample = new
+
+    def _gather(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every rank's rows of ``tensors`` (one ``index`` row per post), on the CPU, without
+        the duplicates a DistributedSampler pads a rank's share with; rank order otherwise."""
+        if self.trainer.world_size > 1:
+            n = torch.tensor([len(tensors["index"])], device=self.device)
+            sizes = self.all_gather(n).reshape(-1).tolist()
+            width = max(sizes)
+            padded = {k: torch.cat([v, v.new_zeros((width - len(v), *v.shape[1:]))])
+                      for k, v in tensors.items()}
+            gathered = self.all_gather(padded)  # [world_size, width, ...]
+            tensors = {k: torch.cat([v[r, :size] for r, size in enumerate(sizes)])
+                       for k, v in gathered.items()}
+        tensors = {k: v.cpu() for k, v in tensors.items()}
+        order = torch.argsort(tensors["index"], stable=True)
+        index = tensors["index"][order]
+        first = torch.ones(len(index), dtype=torch.bool)
+        first[1:] = index[1:] != index[:-1]
+        return {k: v[order][first] for k, v in tensors.items()}
 
     def on_validation_epoch_end(self) -> None:
+        """Validation metrics over the whole split, global under DDP (rows gathered from
+        every rank). Retrieval recall@k is measured among a fixed sample of at most
+        ``val_retrieval_sample`` posts (the same posts whatever the number of ranks), in
+        chunks: never an ``N_val × N_val`` matrix."""
         if not self._val_outputs:
             return
-        cat = {k: torch.cat([o[k] for o in self._val_outputs]) for k in self._val_outputs[0]}
+        per_post = self._gather({k: torch.cat([o[k] for o in self._val_outputs])
+                                 for k in self._val_outputs[0]})
         self._val_outputs.clear()
         metrics: dict[str, float] = {}
-        if "z_text" in cat:
-            sim = cat["z_image"] @ cat["z_text"].T
-            for direction, matrix in (("i2t", sim), ("t2i", sim.T)):
-                for k, value in _recall_at_k(matrix).items():
+        if self._val_sample:
+            sample = self._gather(self._val_sample)
+            self._val_sample = {}
+            limit = self.val_retrieval_sample
+            order = torch.argsort(_sample_key(sample["index"]))[:limit]
+            z_image, z_text = sample["z_image"][order], sample["z_text"][order]
+            for direction, (queries, candidates) in (("i2t", (z_image, z_text)),
+                                                     ("t2i", (z_text, z_image))):
+                for k, value in _recall_at_k(queries, candidates).items():
                     metrics[f"val/recall@{k}_{direction}"] = value
-        metrics["val/image_only_cosine"] = F.cosine_similarity(
-            cat["latent_image_only"], cat["latent_full"], dim=-1
-        ).mean().item()
+        metrics["val/image_only_cosine"] = per_post["image_only_cosine"].mean().item()
         metrics["val/engagement_src"] = spearman(
-            cat["engagement_pred"].float().numpy(), cat["engagement"].float().numpy())
-        # Every rank sees its own shard; these retrieval figures are per-rank under DDP.
-        self.log_dict(metrics, rank_zero_only=True)
+            per_post["engagement_pred"].numpy(), per_post["engagement"].numpy())
+        # Every rank holds the same gathered figures: the mean over ranks changes nothing.
+        self.log_dict(metrics, sync_dist=True)
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -328,7 +428,7 @@ class JointEmbedding(L.LightningModule):
         ids, and fitting again on resume need not give the same ids: Hugging Face tokenizers'
         trainers break ties in hash-map order (huggingface/tokenizers#1794)."""
         tower = self.text_tower
-        if tower is not None and not tower.pretrained:
+        if tower is not None and tower.fits_vocabulary:
             checkpoint["tokenizer_json"] = tower.tokenizer_json()
 
     # ----------------------------------------------------------------- optimisation

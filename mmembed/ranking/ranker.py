@@ -26,7 +26,9 @@ the clusters, the communities, the FAISS indexes). Ranking is two steps:
    Then the trust flags (:mod:`mmembed.ranking.trust`), the near-duplicate groups
    (:mod:`mmembed.ranking.duplicates`), the order (clean photos first by score, optionally
    re-ranked for diversity; then photos unlike the training data; then near-copies of a
-   better photo), the explanation of each photo, its suggestions, and "post these".
+   better photo), the explanation of each photo, its suggestions, its caption drafts
+   (:mod:`mmembed.ranking.captions`, from the community's posts in the photo's top
+   cluster), and "post these".
 
 Every model and search step runs on exactly ``rank.batch_size`` rows (a short batch is padded,
 the padding dropped at the end): float kernels pick their blocking by the number of rows, so
@@ -55,6 +57,13 @@ from mmembed.models.towers.photo_stats import PHOTO_STATS_NAMES, photo_statistic
 from mmembed.progress import QUIET, Progress
 from mmembed.ranking import divergence
 from mmembed.ranking.calibration import temper
+from mmembed.ranking.captions import (
+    CopyGuard,
+    Vocabulary,
+    cluster_vocabulary,
+    compose_drafts,
+    draft_seed,
+)
 from mmembed.ranking.density import local_lift
 from mmembed.ranking.diversity import mmr_order
 from mmembed.ranking.duplicates import (
@@ -80,6 +89,9 @@ __all__ = ["EXPLAIN", "Photos", "Ranker", "RankError", "device_of"]
 
 #: How many neighbours explain each photo.
 EXPLAIN = 3
+#: A community with fewer posts than this in a photo's cluster has no voice of its own there:
+#: the photo's caption drafts speak that cluster's language (its posts of every community).
+MIN_VOCABULARY_POSTS = 3
 #: An audience score of at least this (better than the community's typical post) is needed
 #: to be recommended in "post these".
 POST_MIN_SCORE = 50.0
@@ -147,14 +159,19 @@ class Ranker:
     """
 
     def __init__(self, bundle: Bundle, device: str | torch.device = "cpu",
-                 load_weights: bool = True):
+                 load_weights: bool = True, tower_cache_dir: str | Path | None = None):
         self.bundle = bundle
+        # Where the image tower's ONNX export is kept between runs (None: made in memory).
+        self.tower_cache_dir = tower_cache_dir
         self.device = device_of(device) if isinstance(device, str) else device
         self.image_size = bundle.image_size
         self.clusterer = bundle.clusterer()
         self.clusters = bundle.clusters()
         self.communities: dict[str, Community] = bundle.communities()
-        self.index = bundle.index(use_gpu=False)
+        # On a GPU device the FAISS indexes go to the GPUs FAISS sees (faiss-gpu); with
+        # faiss-cpu, or on the CPU device, they stay on the CPU.
+        self.index_on_gpu: bool | str = "auto" if self.device.type == "cuda" else False
+        self.index = bundle.index(use_gpu=self.index_on_gpu)
         self.calibration = bundle.calibration()
         self.temperature = float(self.calibration["temperature"])
         self.novelty = Novelty(**self.calibration["novelty"])
@@ -163,12 +180,14 @@ class Ranker:
         self._latents: dict[str, np.ndarray] | None = None
         self._features = None
         self._references: dict[tuple, Reference] = {}
+        self._vocabularies: dict[tuple[str, int], Vocabulary] = {}
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: str = "cpu", verify: bool = True,
-                    load_weights: bool = True) -> Ranker:
+                    load_weights: bool = True,
+                    tower_cache_dir: str | Path | None = None) -> Ranker:
         """Read and verify the bundle (hashes, format version), rebuild model and clusterer."""
-        return cls(Bundle.load(path, verify=verify), device, load_weights)
+        return cls(Bundle.load(path, verify=verify), device, load_weights, tower_cache_dir)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -241,6 +260,43 @@ class Ranker:
         records = [row for row in self.posts() if row.get("post_id") in members]
         return CommunityPosts.from_records(self.index, records)
 
+    def caption_vocabulary(self, community: str, cluster: int) -> Vocabulary:
+        """What ``community``'s posts in ``cluster`` say (phrases, hashtags, mentions), for
+        caption drafts; with fewer than :data:`MIN_VOCABULARY_POSTS` of them, what every
+        community's posts in that cluster say. Held-out posts never count, and an account
+        community's drafts never mention the account itself."""
+        key = (community, int(cluster))
+        if key not in self._vocabularies:
+            members = set(self.communities[community].members)
+            fitted = [r for r in self.posts() if r.get("split") != "test"]
+            posts = [r for r in fitted if r.get("post_id") in members]
+            own = [r for r in posts if r.get("cluster") == cluster]
+            if len(own) < MIN_VOCABULARY_POSTS:
+                posts = fitted
+                own = [r for r in posts if r.get("cluster") == cluster]
+            z = CommunityPosts.engagement_z_of(posts)
+            at = {id(r): i for i, r in enumerate(posts)}
+            itself = community.lower() if self.communities[community].kind == "account" else None
+            self._vocabularies[key] = cluster_vocabulary(
+                [r.get("caption") for r in own], [r.get("hashtags") or [] for r in own],
+                [[m for m in r.get("mentions") or [] if m.lower() != itself] for r in own],
+                z[[at[id(r)] for r in own]])
+        return self._vocabularies[key]
+
+    @cached_property
+    def copy_guard(self) -> CopyGuard:
+        """Every caption of the bundle (every post, every split): no draft repeats a run of
+        :data:`~mmembed.ranking.captions.RUN` of its words."""
+        return CopyGuard(r.get("caption") for r in self.posts())
+
+    def caption_drafts(self, community: str, cluster: int, name: str, n: int) -> list[str]:
+        """Up to ``n`` caption drafts for the photo ``name`` whose top cluster is ``cluster``
+        (:func:`~mmembed.ranking.captions.compose_drafts`, seeded by the file name)."""
+        if n <= 0:
+            return []
+        return compose_drafts(self.caption_vocabulary(community, cluster), n,
+                              draft_seed(name), self.copy_guard)
+
     def community_summary(self, name: str, defaulted: bool = False) -> dict:
         return {**self.communities[name].summary(), "id": self.community_ids[name],
                 "defaulted": defaulted}
@@ -248,7 +304,7 @@ class Ranker:
     # ---------------------------------------------------------------- embedding
     def _feature_index(self):
         if self._features is None:
-            self._features = self.bundle.feature_index()
+            self._features = self.bundle.feature_index(use_gpu=self.index_on_gpu)
         return self._features
 
     def embed(self, paths: Sequence[str | Path], settings: RankSettings | None = None,
@@ -265,31 +321,32 @@ class Ranker:
         skipped_rows = list(skipped)
         loader = photo_loader([Path(p) for p in paths], self.image_size, rows,
                               settings.decode_workers, settings.decode_memory_mb)
-        batches = predict_batches(self.model, loader, _PHOTO_KEYS, pad_to=rows,
-                                  keep_padding=True)
-        for batch, out in progress.track(batches, len(loader), "ranking photos"):
-            skipped_rows += [SkippedInput(display_path(e.path), display_path(e.reason))
-                             for e in batch["errors"]]
-            if not out:
-                continue
-            n = len(batch["paths"])
-            ok += batch["paths"]
-            latent = out["latent_image"].numpy()
-            content = out["image_features"][:, :content_dim].numpy()
-            latent_d = nearest.distance(latent)
-            feature_d = 1.0 - features.search(content, 1)[0][:, 0].astype(np.float64)
-            parts["z_image"].append(out["z_image"].numpy()[:n])
-            parts["latent"].append(latent[:n])
-            parts["engagement"].append(out["engagement"].numpy()[:n].astype(np.float64))
-            parts["novelty"].append(np.stack([latent_d, feature_d], axis=1)[:n])
-            pixels = batch["image"]
-            parts["hashes"].append(np.stack([perceptual_hash(im.permute(1, 2, 0).numpy())
-                                             for im in pixels]))
-            stats = photo_statistics(pixels).numpy().astype(np.float64)
-            parts["quality"].append(photo_quality(
-                stats[:, _STAT["sharpness"]],
-                stats[:, _STAT["shadow_clipping"]] + stats[:, _STAT["highlight_clipping"]],
-                stats[:, _STAT["luminance_mean"]] - 0.5))
+        with self.model.fast_towers(cache_dir=self.tower_cache_dir):
+            batches = predict_batches(self.model, loader, _PHOTO_KEYS, pad_to=rows,
+                                      keep_padding=True)
+            for batch, out in progress.track(batches, len(loader), "ranking photos"):
+                skipped_rows += [SkippedInput(display_path(e.path), display_path(e.reason))
+                                 for e in batch["errors"]]
+                if not out:
+                    continue
+                n = len(batch["paths"])
+                ok += batch["paths"]
+                latent = out["latent_image"].numpy()
+                content = out["image_features"][:, :content_dim].numpy()
+                latent_d = nearest.distance(latent)
+                feature_d = 1.0 - features.search(content, 1)[0][:, 0].astype(np.float64)
+                parts["z_image"].append(out["z_image"].numpy()[:n])
+                parts["latent"].append(latent[:n])
+                parts["engagement"].append(out["engagement"].numpy()[:n].astype(np.float64))
+                parts["novelty"].append(np.stack([latent_d, feature_d], axis=1)[:n])
+                pixels = batch["image"]
+                parts["hashes"].append(np.stack([perceptual_hash(im.permute(1, 2, 0).numpy())
+                                                 for im in pixels]))
+                stats = photo_statistics(pixels).numpy().astype(np.float64)
+                parts["quality"].append(photo_quality(
+                    stats[:, _STAT["sharpness"]],
+                    stats[:, _STAT["shadow_clipping"]] + stats[:, _STAT["highlight_clipping"]],
+                    stats[:, _STAT["luminance_mean"]] - 0.5))
         if not ok:
             n = len(paths) + len(skipped)
             first = (f" (first: {skipped_rows[0].image}: {skipped_rows[0].reason})"
@@ -403,7 +460,7 @@ class Ranker:
             pad = np.zeros((settings.batch_size - len(chunk), chunk.shape[1]), chunk.dtype)
             ideas += suggest(self.index, members, np.concatenate([chunk, pad]),
                              neighbours=settings.neighbours, hashtags=settings.suggest_hashtags,
-                             mentions=settings.suggest_mentions, captions=settings.captions,
+                             mentions=settings.suggest_mentions,
                              explain=EXPLAIN)[:len(chunk)]
         likes = (expected_likes(parts.engagement, settings.followers)
                  if settings.followers is not None else [None] * len(photos))
@@ -417,8 +474,9 @@ class Ranker:
                 flags.append(f"{DUPLICATE}:{names[leaders[i]]}")
             top = int(parts.q[i].argmax())
             idea = ideas[i] if not photos.unlike[i] else {"neighbours": ideas[i]["neighbours"],
-                                                         "hashtags": [], "mentions": [],
-                                                         "captions": []}
+                                                         "hashtags": [], "mentions": []}
+            drafts = ([] if photos.unlike[i]
+                      else self.caption_drafts(community, top, names[i], settings.captions))
             ranked.append(RankedPhoto(
                 image=display_path(path), name=names[i], fit=float(parts.fit[i]),
                 fit_cluster=float(parts.kl[i]), fit_local=float(parts.lift[i]),
@@ -429,7 +487,7 @@ class Ranker:
                 score=float(scores[i]),
                 audience_score=None if photos.unlike[i] else float(audience[i]),
                 expected_likes=(None if likes[i] is None or photos.unlike[i]
-                                else float(likes[i])), **idea))
+                                else float(likes[i])), captions=drafts, **idea))
         for rank, i in enumerate(self._order(ranked, photos, scores, leaders, settings), 1):
             ranked[i].rank = rank
         ranked.sort(key=lambda p: p.rank)

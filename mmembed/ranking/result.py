@@ -44,9 +44,9 @@ class RankedPhoto:
     known; ``q``: soft assignment over the K clusters; ``explanation``: what the photo is and
     how that does for the community; ``neighbours``: its nearest community posts (never
     itself); ``hashtags``/``mentions``: suggestions ``{tag|mention, weight, count}``;
-    ``captions``: caption ideas; ``flags``: ``unlike_training_data``,
-    ``engagement_unreliable``, ``duplicate_of:<file>``; ``duplicate_group``: the id of its
-    group of near-copies (``None`` when it has none).
+    ``captions``: caption drafts in the community's words (never a copy of a post);
+    ``flags``: ``unlike_training_data``, ``engagement_unreliable``, ``duplicate_of:<file>``;
+    ``duplicate_group``: the id of its group of near-copies (``None`` when it has none).
     """
 
     image: str

@@ -47,8 +47,9 @@ class RankSettings:
         one (0: decode in the main process).
     decode_memory_mb: MiB of full-size pixels the decoders may hold together (a 7999x7999 PNG
         is 256 MiB decoded, however small its file): a decode waits until its pixels fit.
-    neighbours: nearest community posts read for hashtag/mention/caption suggestions.
-    suggest_hashtags, suggest_mentions, captions: how many of each to suggest.
+    neighbours: nearest community posts read for hashtag/mention suggestions.
+    suggest_hashtags, suggest_mentions: how many of each to suggest.
+    captions: caption drafts per photo (:mod:`mmembed.ranking.captions`; 0: none).
     table_rows: rows of the terminal table (every photo is in ranking.csv / ranking.json).
     device: cpu, cuda, or auto (cuda when available).
     followers: the posting account's followers: expected likes = followers * exp(rate).

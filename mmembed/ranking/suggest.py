@@ -1,4 +1,4 @@
-"""Hashtags, mentions and captions the target community uses for posts like a photo.
+"""Hashtags and mentions the target community uses for posts like a photo.
 
 For each new photo we look up its ``n`` nearest posts *of the target community* in the FAISS
 index of post image embeddings (cosine similarity of ``z_image``; the search is restricted to
@@ -15,8 +15,8 @@ neighbour that is not similar at all (s ≤ 0) counts for nothing.
 A hashtag's (or mention's) **weight** is the weighted share of neighbours that use it,
 ``Σ_{j uses it} w_j / Σ_j w_j`` in [0, 1], and its **count** the number of neighbours that use
 it. Suggestions are the top ones by weight (ties: more neighbours, then alphabetical).
-**Caption ideas** are the captions of the nearest community posts, quoted verbatim (the seed's
-phase 2: borrow what works for similar posts), most similar first, deduplicated.
+Caption drafts are composed elsewhere (:mod:`mmembed.ranking.captions`): a neighbour's caption
+is shown as context, never suggested as the photo's caption.
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ class CommunityPosts:
         ``mentions``, ``image_path``, ``engagement``)."""
         post_ids = [str(r["post_id"]) for r in records]
         engagement = np.array([float(r.get("engagement") or 0.0) for r in records])
-        std = engagement.std() if len(engagement) > 1 else 0.0
-        z = (engagement - engagement.mean()) / std if std > 0 else np.zeros_like(engagement)
+        z = cls.engagement_z_of(records)
         return cls(
             rows=index.rows_of(post_ids) if post_ids else np.zeros(0, np.int64),
             post_ids=post_ids,
@@ -70,6 +69,14 @@ class CommunityPosts:
 
     def __len__(self) -> int:
         return len(self.post_ids)
+
+    @staticmethod
+    def engagement_z_of(records: Sequence[dict]) -> np.ndarray:
+        """Each record's ``engagement`` as a z-score among ``records`` (zeros when all are
+        equal or there is one)."""
+        engagement = np.array([float(r.get("engagement") or 0.0) for r in records])
+        std = engagement.std() if len(engagement) > 1 else 0.0
+        return (engagement - engagement.mean()) / std if std > 0 else np.zeros_like(engagement)
 
 
 def neighbour_weights(similarity: np.ndarray, engagement_z: np.ndarray) -> np.ndarray:
@@ -99,19 +106,18 @@ SELF_SIMILARITY = 0.9999
 
 
 def suggest(index: PostIndex, community: CommunityPosts, z_image: np.ndarray, *,
-            neighbours: int = 20, hashtags: int = 10, mentions: int = 5, captions: int = 3,
+            neighbours: int = 20, hashtags: int = 10, mentions: int = 5,
             explain: int = 3) -> list[dict]:
     """Suggestions for a batch of photos (``z_image`` [n, D]), one dict per photo::
 
         {"neighbours": [{post_id, caption, similarity, image_path, engagement}] (≤ explain),
-         "hashtags": [{tag, weight, count}], "mentions": [{mention, weight, count}],
-         "captions": [str]}
+         "hashtags": [{tag, weight, count}], "mentions": [{mention, weight, count}]}
 
     Empty lists when the community has no posts in the index. A neighbour with similarity
     :data:`SELF_SIMILARITY` or more is the photo itself and is left out.
     """
     n = len(z_image)
-    empty = [{"neighbours": [], "hashtags": [], "mentions": [], "captions": []} for _ in range(n)]
+    empty = [{"neighbours": [], "hashtags": [], "mentions": []} for _ in range(n)]
     if n == 0 or len(community) == 0:
         return empty
     scores, _, rows = index.search(z_image, neighbours + 1, subset=community.rows)
@@ -123,15 +129,6 @@ def suggest(index: PostIndex, community: CommunityPosts, z_image: np.ndarray, *,
         members = [m for m, _ in keep]
         sims = np.asarray([s for _, s in keep], dtype=np.float64)
         w = neighbour_weights(sims, community.engagement_z[members])
-        seen: set[str] = set()
-        ideas = []
-        for m in members:
-            text = community.captions[m].strip()
-            if text and text not in seen:
-                seen.add(text)
-                ideas.append(community.captions[m])
-            if len(ideas) == captions:
-                break
         out.append({
             "neighbours": [
                 {"post_id": community.post_ids[m], "caption": community.captions[m],
@@ -143,6 +140,5 @@ def suggest(index: PostIndex, community: CommunityPosts, z_image: np.ndarray, *,
                                        "tag"),
             "mentions": weighted_terms([community.mentions[m] for m in members], w, mentions,
                                        "mention"),
-            "captions": ideas,
         })
     return out

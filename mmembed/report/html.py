@@ -11,7 +11,7 @@
 * one card per ranked photo, in rank order: rank badge, a ~200 px thumbnail, score, fit,
   predicted engagement (a rate in %, and expected likes when known), its percentile among the
   community's posts, its cluster mix ``q`` beside the community profile ``p_c`` (two bars per
-  cluster), the clusters that drive the fit, suggested hashtags, mentions and caption ideas, and
+  cluster), the clusters that drive the fit, suggested hashtags, mentions and caption drafts, and
   its nearest community posts (thumbnails and captions);
 * every skipped input with its reason.
 

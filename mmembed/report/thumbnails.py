@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from mmembed.data.images import ImageError, load_image
+from mmembed.data.images import ImageError, decode_image, load_image
 
 #: JPEG quality of the thumbnails embedded in the ranking report.
 JPEG_QUALITY = 82
@@ -70,11 +70,23 @@ def broken_tile(thumb: int, reason: str) -> Image.Image:
 
 
 def load_thumbnail(path: Any, thumb: int) -> Image.Image | ImageError:
-    """``load_image(path, size=thumb)`` that also turns unexpected exceptions into errors."""
+    """``load_image(path, size=thumb)`` that also turns unexpected exceptions into errors; a
+    post streamed from tar shards (``SHARD#KEY``) is read from its shard."""
     try:
+        if ".tar#" in str(path):
+            return _shard_thumbnail(str(path), thumb)
         return load_image(str(path), size=thumb)
     except Exception as exc:  # never crash a report on one picture
         return ImageError(str(path), f"unreadable: {type(exc).__name__}: {exc}")
+
+
+def _shard_thumbnail(path: str, thumb: int) -> Image.Image | ImageError:
+    from mmembed.data.shards import is_member, member_bytes
+
+    data = member_bytes(path) if is_member(path) else None
+    if data is None:
+        return ImageError(path, "missing: no such image in the shard")
+    return decode_image(data, path, size=thumb)
 
 
 def jpeg_data_uri(img: Image.Image, quality: int = JPEG_QUALITY) -> str:

@@ -10,6 +10,14 @@ with ``nlist ≈ 4·√N`` inverted lists (at most N/39, so every list centroid 
 39 training points) trained by spherical k-means on a sample of ``64·nlist`` vectors.
 A search visits ``nprobe`` lists, trading recall for speed (see benchmarks/faiss_recall.py).
 
+Beyond memory: when the chosen index would hold more than ``memory_budget_mb`` (4 bytes per
+dimension per vector, flat or IVF-Flat), it becomes ``IndexIVFPQ`` instead: each vector's
+residual is stored as ``pq_m`` bytes (product quantisation, 8 bits per sub-vector; by default
+``dim / 4`` sub-vectors, 16× smaller than float32), trained with the coarse quantizer on the
+same sample. Vectors are normalised and added in batches of :data:`ADD_BATCH` rows, so a
+memory-mapped array of features is never copied whole. Scores are then approximate: recall@10
+against exact search is measured in benchmarks/faiss_recall.py ``--pq``.
+
 On disk (:meth:`PostIndex.write_index`, named and stored by :class:`mmembed.bundle.Bundle`):
 ``faiss.write_index`` of a CPU index (a GPU index is copied back with ``index_gpu_to_cpu``
 first) and :meth:`PostIndex.metadata` as JSON (post ids, kind, nprobe, dimension). No pickle.
@@ -27,6 +35,10 @@ import numpy as np
 
 KIND_FLAT = "flat"
 KIND_IVF = "ivf"
+KIND_IVFPQ = "ivfpq"
+IVF_KINDS = (KIND_IVF, KIND_IVFPQ)
+#: Rows normalised and added to the index at a time.
+ADD_BATCH = 65_536
 GPU_MAX_K = 2048  # FAISS GPU indexes refuse k (and nprobe) above this
 MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means is under-trained
 TRAIN_POINTS_PER_LIST = 64
@@ -43,6 +55,20 @@ def num_gpus() -> int:
 def default_nlist(n: int) -> int:
     """``round(4·√n)`` inverted lists, capped so each list has ≥ 39 training points."""
     return max(1, min(int(round(4 * math.sqrt(n))), n // MIN_POINTS_PER_LIST))
+
+
+def default_pq_m(dim: int) -> int:
+    """Sub-quantizers of an IVF-PQ index: the largest divisor of ``dim`` up to ``dim / 4``."""
+    return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
+
+
+def index_bytes(n: int, dim: int, kind: str, pq_m: int | None = None) -> int:
+    """About what an index of ``n`` vectors holds in memory: float32 vectors (flat, IVF-Flat)
+    or ``pq_m`` code bytes (IVF-PQ), plus an 8-byte id per vector in inverted lists."""
+    if kind == KIND_FLAT:
+        return 4 * n * dim
+    per_vector = 4 * dim if kind == KIND_IVF else (pq_m or default_pq_m(dim))
+    return n * (per_vector + 8)
 
 
 def _want_gpu(use_gpu: UseGpu) -> bool:
@@ -83,12 +109,16 @@ def _to_gpu(index: faiss.Index) -> faiss.Index:
 class SearchSettings:
     """How the bundle indexes its posts (``conf: search``): exact up to ``flat_max`` posts,
     IVF with ``nlist`` lists (null: about 4·√N) beyond, ``nprobe`` lists visited per query,
-    on the GPU when FAISS sees one (``use_gpu: auto``), ``true`` or ``false``."""
+    on the GPU when FAISS sees one (``use_gpu: auto``), ``true`` or ``false``. An index that
+    would hold more than ``memory_budget_mb`` becomes IVF-PQ with ``pq_m`` bytes per vector
+    (null: dim / 4)."""
 
     flat_max: int = 200_000
     nlist: int | None = None
     nprobe: int = 16
     use_gpu: Any = "auto"
+    memory_budget_mb: float = 8192.0
+    pq_m: int | None = None
 
 
 class PostIndex:
@@ -102,16 +132,16 @@ class PostIndex:
         if index.ntotal != len(post_ids):
             raise ValueError(f"the index holds {index.ntotal} vectors but {len(post_ids)} "
                              "post ids were given")
-        if kind not in (KIND_FLAT, KIND_IVF):
-            raise ValueError(f"kind must be {KIND_FLAT!r} or {KIND_IVF!r}, got {kind!r}")
-        if kind == KIND_IVF and nlist is None:
+        if kind not in (KIND_FLAT, *IVF_KINDS):
+            raise ValueError(f"kind must be one of {(KIND_FLAT, *IVF_KINDS)}, got {kind!r}")
+        if kind in IVF_KINDS and nlist is None:
             if on_gpu:
                 raise ValueError("pass nlist for an IVF index on GPU")
             nlist = int(faiss.extract_index_ivf(index).nlist)
         self.index = index
         self.post_ids = [str(p) for p in post_ids]
         self.kind = kind
-        self.nlist = nlist if kind == KIND_IVF else None
+        self.nlist = nlist if kind in IVF_KINDS else None
         self.on_gpu = on_gpu
         self._row_of: dict[str, int] | None = None
         self.set_nprobe(nprobe)
@@ -120,42 +150,62 @@ class PostIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, post_ids: list[str], flat_max: int = 200_000,
               nlist: int | None = None, nprobe: int = 16, use_gpu: UseGpu = "auto",
-              seed: int = 0) -> PostIndex:
-        """Index ``vectors`` (one row per post; normalised here) under ``post_ids``.
+              seed: int = 0, memory_budget_mb: float | None = None,
+              pq_m: int | None = None) -> PostIndex:
+        """Index ``vectors`` (one row per post, any array or memory map; normalised here,
+        :data:`ADD_BATCH` rows at a time) under ``post_ids``.
 
         Exact ``IndexFlatIP`` when ``len(vectors) <= flat_max``, else ``IndexIVFFlat`` with
-        ``nlist`` lists (default :func:`default_nlist`). ``use_gpu``: ``"auto"`` uses all
-        GPUs FAISS sees, ``True`` requires them, ``False`` stays on CPU.
+        ``nlist`` lists (default :func:`default_nlist`); ``IndexIVFPQ`` with ``pq_m`` bytes a
+        vector when that would exceed ``memory_budget_mb`` (see the module docstring).
+        ``use_gpu``: ``"auto"`` uses all GPUs FAISS sees, ``True`` requires them, ``False``
+        stays on CPU.
         """
-        x = _normalised(vectors, None, "vectors")
-        n, dim = x.shape
+        if np.ndim(vectors) != 2:
+            raise ValueError(f"vectors must be a 2-D array [n, dim], got shape "
+                             f"{np.shape(vectors)}")
+        n, dim = vectors.shape
         post_ids = [str(p) for p in post_ids]
         if len(post_ids) != n:
             raise ValueError(f"{n} vectors but {len(post_ids)} post ids")
         if len(set(post_ids)) != n:
             raise ValueError("post ids must be unique")
         gpu = _want_gpu(use_gpu)
-        if n <= flat_max:
-            kind, cpu_index = KIND_FLAT, faiss.IndexFlatIP(dim)
+        kind = KIND_FLAT if n <= flat_max else KIND_IVF
+        pq_m = int(pq_m) if pq_m else default_pq_m(dim)
+        if (memory_budget_mb is not None
+                and index_bytes(n, dim, kind) > memory_budget_mb * 2**20):
+            kind = KIND_IVFPQ
+            if dim % pq_m:
+                raise ValueError(f"pq_m={pq_m} must divide the dimension {dim}")
+        if kind == KIND_FLAT:
+            cpu_index = faiss.IndexFlatIP(dim)
         else:
-            kind = KIND_IVF
             nlist = default_nlist(n) if nlist is None else int(nlist)
             if not 1 <= nlist <= n:
                 raise ValueError(f"nlist={nlist} must be between 1 and the number of vectors {n}")
-            cpu_index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-            cls._train(cpu_index, x, nlist, gpu, seed)
+            codes = "Flat" if kind == KIND_IVF else f"PQ{pq_m}x8"
+            cpu_index = faiss.index_factory(dim, f"IVF{nlist},{codes}",
+                                            faiss.METRIC_INNER_PRODUCT)
+            cls._train(cpu_index, vectors, nlist, gpu, seed,
+                       pq_points=256 * TRAIN_POINTS_PER_LIST if kind == KIND_IVFPQ else 0)
         index = _to_gpu(cpu_index) if gpu else cpu_index
-        index.add(x)
-        return cls(index, post_ids, kind=kind, nlist=nlist if kind == KIND_IVF else None,
+        for start in range(0, n, ADD_BATCH):
+            what = "vectors" if start == 0 else f"vectors (from row {start})"
+            index.add(_normalised(vectors[start:start + ADD_BATCH], dim, what))
+        return cls(index, post_ids, kind=kind, nlist=nlist if kind in IVF_KINDS else None,
                    nprobe=nprobe, on_gpu=gpu)
 
     @staticmethod
-    def _train(index: faiss.Index, x: np.ndarray, nlist: int, gpu: bool, seed: int) -> None:
-        """Coarse quantizer = spherical k-means centroids of a sample (on GPU if asked)."""
-        n, dim = x.shape
-        size = min(n, TRAIN_POINTS_PER_LIST * nlist)
+    def _train(index: faiss.Index, vectors: np.ndarray, nlist: int, gpu: bool, seed: int,
+               pq_points: int = 0) -> None:
+        """Coarse quantizer = spherical k-means centroids of a sample (on GPU if asked); the
+        product quantizer (IVF-PQ) is trained on a sample of at least ``pq_points``."""
+        n, dim = vectors.shape
+        size = min(n, max(TRAIN_POINTS_PER_LIST * nlist, pq_points))
         rng = np.random.default_rng(seed)
-        sample = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
+        rows = np.arange(n) if size == n else np.sort(rng.choice(n, size, replace=False))
+        sample = _normalised(vectors[rows], dim, "vectors")
         kmeans = faiss.Kmeans(dim, nlist, niter=20, spherical=True, seed=seed, gpu=gpu,
                               max_points_per_centroid=TRAIN_POINTS_PER_LIST)
         kmeans.train(sample)
@@ -178,13 +228,13 @@ class PostIndex:
 
     def __repr__(self) -> str:
         where = "gpu" if self.on_gpu else "cpu"
-        extra = f", nlist={self.nlist}, nprobe={self.nprobe}" if self.kind == KIND_IVF else ""
+        extra = f", nlist={self.nlist}, nprobe={self.nprobe}" if self.kind in IVF_KINDS else ""
         return f"PostIndex({self.kind}, n={self.ntotal}, dim={self.dim}{extra}, {where})"
 
     def set_nprobe(self, nprobe: int) -> None:
         """How many inverted lists an IVF search visits (ignored by a flat index)."""
         self.nprobe = max(1, int(nprobe))
-        if self.kind != KIND_IVF:
+        if self.kind not in IVF_KINDS:
             return
         if self.on_gpu:
             faiss.GpuParameterSpace().set_index_parameter(
@@ -265,7 +315,7 @@ class PostIndex:
                          ) -> tuple[np.ndarray, np.ndarray]:
         """CPU: FAISS skips rows outside ``subset`` while scanning (``IDSelectorBatch``)."""
         selector = faiss.IDSelectorBatch(subset)
-        if self.kind != KIND_IVF:
+        if self.kind not in IVF_KINDS:
             return self._faiss_search(q, k, faiss.SearchParameters(sel=selector))
         nprobe, nlist = min(self.nprobe, self.nlist), self.nlist
         scores, rows = self._faiss_search(
@@ -313,7 +363,8 @@ class PostIndex:
         if index.d != meta["dim"] or index.ntotal != len(meta["post_ids"]):
             raise ValueError(f"{index_path} ({index.ntotal}×{index.d}) does not match its "
                              f"metadata ({len(meta['post_ids'])}×{meta['dim']}); rebuild it")
-        nlist = int(faiss.extract_index_ivf(index).nlist) if meta["kind"] == KIND_IVF else None
+        nlist = (int(faiss.extract_index_ivf(index).nlist) if meta["kind"] in IVF_KINDS
+                 else None)
         gpu = _want_gpu(use_gpu)
         if gpu:
             index = _to_gpu(index)

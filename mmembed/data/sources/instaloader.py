@@ -133,7 +133,8 @@ class InstaloaderSource:
                 Skipped(
                     str(path),
                     (
-                        "not a post file: no instaloader Post in it (a session, resume or notes file?); "
+                        "not a post file: no instaloader Post in it "
+                        "(a session, resume or notes file?); "
                         "ignored"
                     ),
                 )
@@ -147,7 +148,8 @@ class InstaloaderSource:
                     Skipped(
                         str(child),
                         (
-                            "no post metadata: its *.json(.xz) files hold no instaloader Post (corrupt, "
+                            "no post metadata: its *.json(.xz) files hold no instaloader Post "
+                            "(corrupt, "
                             "or session and notes files only)"
                         ),
                     )
@@ -228,7 +230,8 @@ class InstaloaderSource:
                     Skipped(
                         str(path),
                         (
-                            f"missing field: node (the metadata in {path.name} is only a shortcode, an "
+                            f"missing field: node (the metadata in {path.name} is only a "
+                            "shortcode, an "
                             "instaloader v3 file that needs a fetch; this loader is offline)"
                         ),
                     )
@@ -239,7 +242,8 @@ class InstaloaderSource:
                     Skipped(
                         str(path),
                         (
-                            f"corrupt metadata: {path.name}: instaloader rejected the node (a Post needs "
+                            f"corrupt metadata: {path.name}: instaloader rejected the node "
+                            "(a Post needs "
                             "'shortcode', a Profile 'username' and 'id')"
                         ),
                     )

@@ -92,7 +92,8 @@ def _csv_rows(reader, header: list[str]) -> Iterator[tuple[int, dict[str, Any] |
             yield (
                 number,
                 PostError(
-                    f"{len(fields)} fields but the header has {len(header)} columns (a comma inside "
+                    f"{len(fields)} fields but the header has {len(header)} columns "
+                    "(a comma inside "
                     "an unquoted caption? quote the field)"
                 ),
             )
@@ -118,7 +119,8 @@ def _closest(name: str, candidates: list[str]) -> str | None:
 
 
 class ManifestSource:
-    """Posts from a JSONL/CSV manifest. ``source`` defaults to the manifest's file stem.
+    """Posts from a JSONL/CSV manifest. A row without a ``source`` has none (the file's name is
+    not a community: a ``posts.jsonl`` made no "posts" community).
 
     ``columns`` maps Post fields to the manifest's own column names (``{"image_path": "image"}``);
     a field left out or mapped to ``None`` is read from the column of its own name.
@@ -244,6 +246,5 @@ class ManifestSource:
                 skipped.append(Skipped(where, f"missing image: {post.image_path} ({why})"))
                 continue
             seen.add(post.post_id)
-            post.source = post.source or self.path.stem
             posts.append(post)
         return Corpus(posts=posts, skipped=skipped, name=f"manifest:{self.path.name}")

@@ -81,6 +81,8 @@ class BagOfWordsTower(TextTower):
     state dicts and the feature cache key cover it.
     """
 
+    fits_vocabulary = True
+
     def __init__(self, max_features: int = 2000, min_df: int = 2, binary: bool = True,
                  stop_words: bool = True, tokenizer_json: str | None = None):
         super().__init__()

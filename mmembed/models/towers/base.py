@@ -91,12 +91,16 @@ class ImageTower(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def with_photo_stats(self, images: Tensor, features: Tensor) -> Tensor:
+        """``features`` of ``images`` with their photo statistics appended, if the tower
+        appends them (the last step of :meth:`forward`)."""
+        if not self.photo_stats:
+            return features
+        stats = photo_statistics(images).to(device=features.device, dtype=features.dtype)
+        return torch.cat([features, stats], dim=1)
+
     def forward(self, images: Tensor) -> Tensor:
-        out = self.features(self.preprocess(images))
-        if self.photo_stats:
-            stats = photo_statistics(images).to(device=out.device, dtype=out.dtype)
-            out = torch.cat([out, stats], dim=1)
-        return out
+        return self.with_photo_stats(images, self.features(self.preprocess(images)))
 
 
 def _as_texts(captions: Sequence[str | None]) -> list[str]:
@@ -114,6 +118,10 @@ class TextTower(nn.Module):
 
     out_dim: int
     max_length: int
+    #: Whether the tower fits its vocabulary on the corpus (:meth:`fit_tokenizer`), which a
+    #: checkpoint and a bundle then store (:meth:`tokenizer_json`). False for towers whose
+    #: tokenizer comes with the model (Hugging Face, open_clip), random weights or not.
+    fits_vocabulary: bool = False
 
     @property
     def pretrained(self) -> bool:

@@ -138,6 +138,8 @@ class ScratchTextTower(TextTower):
     ``vocab_size`` rows fixed at construction; the trained vocabulary never exceeds it.
     """
 
+    fits_vocabulary = True
+
     SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]")
 
     def __init__(self, vocab_size: int = 2000, dim: int = 128, layers: int = 2, heads: int = 4,

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,6 +134,7 @@ class SyntheticSource:
         overlap: float = 0.15,
         caption_detail_rate: float = 0.0,
         caption_mood_rate: float = 0.0,
+        hashtag_audiences: Sequence[str] = (),
     ):
         if num_posts < 1 or num_topics < 1 or num_accounts < 1 or shoot_size < 0:
             raise ValueError("num_posts, num_topics and num_accounts must be >= 1, shoot_size >= 0")
@@ -156,6 +158,8 @@ class SyntheticSource:
         }
         self.cache_dir = Path(cache_dir).expanduser()
         self.topics = make_topics(num_topics)
+        # Read, not generated: a different list reuses the cached dataset.
+        self.hashtag_audiences = [str(t).lstrip("#").lower() for t in hashtag_audiences]
 
     # -- cache --------------------------------------------------------------------------------
 
@@ -428,6 +432,12 @@ class SyntheticSource:
 
     # -- loading ------------------------------------------------------------------------------
 
+    def _audience(self, post: Post) -> str:
+        """``#tag`` for the first of ``hashtag_audiences`` the post carries (as a scrape of that
+        hashtag's page would have found it), else ``synthetic``."""
+        tags = {t.lower() for t in post.hashtags}
+        return next((f"#{t}" for t in self.hashtag_audiences if t in tags), "synthetic")
+
     def load(self) -> Corpus:
         """Generate the dataset if the cache lacks it, then read it back as a Corpus."""
         root = self._ensure()
@@ -436,6 +446,7 @@ class SyntheticSource:
             for number, line in enumerate(fh, start=1):
                 post = make_post(json.loads(line), f"posts.jsonl row {number}")
                 post.image_path = str(root / post.image_path)
+                post.source = self._audience(post)
                 posts.append(post)
         truth = json.loads((root / "truth.json").read_text(encoding="utf-8"))
         return Corpus(
