@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -245,7 +246,8 @@ def serve(cfg) -> None:
     path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
     console.print(f"bundle [bold]{path}[/bold] ({why})", highlight=False)
     with console.status(f"loading bundle {path} and its model"):
-        service = RankService.from_bundle(path, settings_of(cfg), OmegaConf.to_object(cfg.app))
+        service = RankService.from_bundle(path, settings_of(cfg), OmegaConf.to_object(cfg.app),
+                                          tower_cache_dir=Path(cfg.paths.cache_dir) / "features")
     host, port = str(cfg.get("host") or "127.0.0.1"), int(cfg.get("port") or 8000)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]listening on {host}: anyone who can reach this machine can "

@@ -1,7 +1,7 @@
 """The served app's one ranker and the rankings it answered: what the routes call.
 
 :class:`RankService` loads the bundle's :class:`~mmembed.ranking.ranker.Ranker` once, model
-included, and ranks each request's photos exactly as ``rank.py`` does: the same
+and fast image tower included, and ranks each request's photos exactly as ``rank.py`` does: the same
 ``Ranker.rank`` with the same ``rank.*`` settings (:func:`mmembed.cli.rank.settings_of`), with
 only ``alpha`` and ``followers`` taken from the request. A request's photos live in their own
 temporary folder under names the server made (:mod:`mmembed.app.uploads`) for as long as the
@@ -15,6 +15,7 @@ files existed), so its page and downloads need no file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import tempfile
@@ -58,15 +59,27 @@ class RankService:
         self.settings = settings or RankSettings()
         self.app = app or AppSettings()
         _ = ranker.model, ranker.posts(), ranker.latents()  # loaded here, not by a request
+        # The fast image tower (ONNX Runtime on a CPU) is entered once and held: each ranking
+        # would otherwise build its own and, leaving, take it away from one still running.
+        self._towers = contextlib.ExitStack()
+        self._towers.enter_context(ranker.model.fast_towers(cache_dir=ranker.tower_cache_dir))
         self._turns = threading.BoundedSemaphore(self.app.concurrent_rankings)
         self._lock = threading.Lock()
         self._rankings: OrderedDict[str, Ranking] = OrderedDict()
 
     @classmethod
     def from_bundle(cls, path: str | Path, settings: RankSettings | None = None,
-                    app: AppSettings | None = None) -> RankService:
+                    app: AppSettings | None = None,
+                    tower_cache_dir: str | Path | None = None) -> RankService:
+        """The service of the bundle at ``path``; ``tower_cache_dir`` keeps the image tower's
+        ONNX export (``rank.py``'s is ``paths.cache_dir/features``)."""
         settings = settings or RankSettings()
-        return cls(Ranker.from_bundle(path, device=settings.device), settings, app)
+        return cls(Ranker.from_bundle(path, device=settings.device,
+                                      tower_cache_dir=tower_cache_dir), settings, app)
+
+    def close(self) -> None:
+        """Let go of the fast image tower (the model's own tower serves after this)."""
+        self._towers.close()
 
     # ------------------------------------------------------------------ the bundle
     @property
@@ -133,6 +146,7 @@ class RankService:
                     raise _unreadable(uploads, skipped, self.ranker.image_size, Path(folder),
                                       exc) from None
             result = _client_names(ranked.to_dict(), uploads, Path(folder))
+            _redraft_captions(result, self.ranker, settings.captions)
             report = report_context(result, pixels={u.name: u.path for u in uploads})
         ranking = Ranking(secrets.token_urlsafe(12), result, report)
         with self._lock:
@@ -159,6 +173,18 @@ def _unreadable(uploads: list[Upload], skipped: list[SkippedInput], size: int, f
                    "other image the safe decoder accepts", skipped + [
                        SkippedInput(u.name, r.reason.replace(display_path(u.path), u.name))
                        for u, r in reasons])
+
+
+def _redraft_captions(result: dict[str, Any], ranker: Ranker, n: int) -> None:
+    """Caption drafts seeded by the client's file name, as ``rank.py`` seeds them by the
+    file's (the ranker saw only the server's ``photo-0001.jpg``); none, as there, for a photo
+    unlike the training data."""
+    from mmembed.ranking.trust import UNLIKE
+
+    community = result["community"]["name"]
+    for photo in result["photos"]:
+        photo["captions"] = ([] if UNLIKE in photo["flags"] else ranker.caption_drafts(
+            community, photo["top_cluster"]["id"], photo["name"], n))
 
 
 def _client_names(result: dict[str, Any], uploads: list[Upload], folder: Path
