@@ -53,12 +53,51 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+class AnonPeak:
+    """The peak of ``RssAnon`` (/proc/self/status), sampled every 50 ms by a thread: resident
+    memory that is not file-backed. ``ru_maxrss`` also counts the pages of memory-mapped files
+    (the merged features), which the kernel can drop and read again."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def now() -> float:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.now())
+
+    def take(self) -> float:
+        """The peak since the last call, and start again."""
+        peak, self.peak = max(self.peak, self.now()), 0.0
+        return peak
+
+
+ANON: AnonPeak | None = None
+
+
 @contextmanager
 def timed(phases: dict, name: str):
     wall, cpu = time.perf_counter(), cpu_seconds()
+    if ANON is not None:
+        ANON.take()
     yield
     phases[name] = {"wall": time.perf_counter() - wall, "cpu": cpu_seconds() - cpu,
-                    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "anon_mb": ANON.take() if ANON is not None else float("nan")}
 
 
 def prepare(n: int, workdir: Path, image_size: int) -> dict:
@@ -161,6 +200,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
+        global ANON
+        ANON = AnonPeak()
         workdir = args.workdir
         result = (prepare(args.n, workdir, args.image_size) if args.child == "prepare" else
                   pipeline(workdir, args.image_size, args.epochs, args.batch_size))
@@ -183,7 +224,7 @@ def main() -> None:
         rows.append({"n": n, "prepare": prep, "prepare_rss": prep_rss, "pipeline": pipe,
                      "pipeline_rss": pipe_rss, "shards_mb": shards_mb,
                      "features_mb": dir_mb(workdir / "cache")})
-        print(f"done {n} posts", file=sys.stderr, flush=True)
+        print(f"done {n} posts: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     report(rows, args)
@@ -211,14 +252,19 @@ def report(rows: list[dict], args) -> None:
                   f"{r['pipeline_rss']:.0f}", f"{r['pipeline_rss'] / base['pipeline_rss']:.2f}",
                   f"{r['shards_mb']:.0f}", f"{r['features_mb']:.0f}", f"{pipe['_bundle_mb']:.0f}"]
         print("| " + " | ".join(cells) + " |")
-    print("\nPeak RSS after each phase (MB; ru_maxrss so far), and the prepare process "
-          "(generator + shard writer):\n")
-    print("| posts | " + " | ".join(PHASES) + " | prepare peak RSS MB | generate wall s |")
-    print("|" + "---|" * (len(PHASES) + 3))
+    print("\nPeak RSS after each phase (MB; ru_maxrss so far) / peak anonymous RSS during "
+          "the phase (not file-backed), and the prepare process (generator + shard writer):\n")
+    print("| posts | " + " | ".join(f"{p} RSS / anon" for p in PHASES)
+          + " | peak anon MB | × 1st | prepare peak RSS MB | generate wall s |")
+    print("|" + "---|" * (len(PHASES) + 5))
+    anon0 = max(base["pipeline"][p]["anon_mb"] for p in PHASES)
     for r in rows:
         pipe = r["pipeline"]
-        print(f"| {r['n']:,} | " + " | ".join(f"{pipe[p]['maxrss_mb']:.0f}" for p in PHASES)
-              + f" | {r['prepare_rss']:.0f} | {r['prepare']['generate']['wall']:.1f} |")
+        anon = max(pipe[p]["anon_mb"] for p in PHASES)
+        print(f"| {r['n']:,} | " + " | ".join(f"{pipe[p]['maxrss_mb']:.0f} / "
+                                              f"{pipe[p]['anon_mb']:.0f}" for p in PHASES)
+              + f" | {anon:.0f} | {anon / anon0:.2f} | {r['prepare_rss']:.0f} | "
+              f"{r['prepare']['generate']['wall']:.1f} |")
     by_n = {r["n"]: r for r in rows}
     print()
     if 2000 in by_n and 32000 in by_n:

@@ -155,3 +155,16 @@ def test_tiny_train_from_shards_writes_a_bundle(tmp_path):
     posts = [json.loads(line) for line in (bundle.path / "posts.jsonl").open()]
     assert len(posts) == 240 and posts[0]["image_path"].startswith(f"{tmp_path}/sh/shard-")
     assert objects["datamodule"].streams
+
+
+def test_shard_urls_on_the_command_line_quoted_or_brace_expanded_by_the_shell():
+    from mmembed.cli.argv import prepare
+    from mmembed.config import CONF_DIR, compose
+
+    config = CONF_DIR / "train.yaml"
+    pattern = compose(prepare(["data=shards", "data.urls=/d/shard-{000000..000002}.tar"],
+                              config))
+    assert pattern.data.urls == "/d/shard-{000000..000002}.tar"
+    expanded = compose(prepare(["data=shards"] + [f"data.urls=/d/shard-00000{i}.tar"
+                                                  for i in range(3)], config))
+    assert list(expanded.data.urls) == [f"/d/shard-00000{i}.tar" for i in range(3)]

@@ -60,6 +60,19 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _join_repeated(argv: list[str], key: str) -> list[str]:
+    """``key=a key=b ...`` as one list override ``key=['a','b',...]``: an unquoted
+    ``data.urls=DIR/shard-{000000..000009}.tar`` reaches us brace-expanded by the shell into
+    ten arguments, of which Hydra would keep the last."""
+    values = [a.partition("=")[2] for a in argv if a.startswith(key + "=")]
+    if len(values) < 2:
+        return argv
+    first = next(i for i, a in enumerate(argv) if a.startswith(key + "="))
+    rest = [a for a in argv if not a.startswith(key + "=")]
+    rest.insert(first, f"{key}=[{','.join(_quote(v) for v in values)}]")
+    return rest
+
+
 def prepare(argv: Sequence[str], config: str | Path) -> list[str]:
     """``argv`` (without the program name) with free-text values quoted for Hydra; raises
     :class:`UnknownSetting` for a ``key=value`` whose top-level key the app does not have but
@@ -68,6 +81,7 @@ def prepare(argv: Sequence[str], config: str | Path) -> list[str]:
     Flags (``--help``, ``-m``), ``+key=``/``++key=``/``~key`` (adding or deleting on
     purpose) and values Hydra already parses pass through unchanged.
     """
+    argv = _join_repeated(list(argv), "data.urls")
     known: set[str] | None = None
     out = []
     for arg in argv:

@@ -70,5 +70,18 @@ def predict(model, loader: Iterable[dict[str, Any]],
             parts.setdefault(k, []).append(v)
     if not index:
         return {}
+    # Each batch goes straight to its sorted rows and is freed: one copy of the outputs, not
+    # three (the batches, their concatenation and its reordering).
     order = torch.argsort(torch.cat(index))
-    return {k: torch.cat(v)[order].contiguous() for k, v in parts.items()}
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order))
+    out = {}
+    for k, chunks in parts.items():
+        dst = chunks[0].new_empty((len(order), *chunks[0].shape[1:]))
+        start = 0
+        while chunks:
+            chunk = chunks.pop(0)
+            dst[position[start:start + len(chunk)]] = chunk
+            start += len(chunk)
+        out[k] = dst
+    return out
