@@ -87,3 +87,19 @@ def tiny_run(tmp_path_factory):
 def tiny_bundle(tiny_run):
     """The tiny run's bundle folder (read-only: copy it before altering it)."""
     return tiny_run["objects"]["bundle"].path
+
+
+@pytest.fixture(scope="module")
+def ranker(tiny_bundle):
+    """A Ranker on the tiny bundle, one per test module."""
+    from mmembed.ranking.ranker import Ranker
+
+    return Ranker.from_bundle(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def shoot(ranker):
+    """The tiny bundle's held-out shoot: its JPEG photos, sorted."""
+    cache = Path(ranker.bundle.config["data"]["cache_dir"])
+    root = next(p for p in cache.iterdir() if (p / "truth.json").is_file())
+    return sorted((root / "shoot").glob("*.jpg"))

@@ -35,19 +35,6 @@ CHROMIUM = "/usr/bin/chromium"
 HOSTILE = '<script>alert("x")</script>'
 
 
-@pytest.fixture(scope="module")
-def ranker(tiny_bundle):
-    return Ranker.from_bundle(tiny_bundle)
-
-
-@pytest.fixture(scope="module")
-def shoot(ranker):
-    """The tiny bundle's held-out shoot: 12 JPEG photos."""
-    cache = Path(ranker.bundle.config["data"]["cache_dir"])
-    root = next(p for p in cache.iterdir() if (p / "truth.json").is_file())
-    return sorted((root / "shoot").glob("*.jpg"))
-
-
 @pytest.fixture
 def upload_dir(tmp_path):
     folder = tmp_path / "uploads"

@@ -5,9 +5,7 @@ generated captions (hypothesis) and on the session's tiny bundle."""
 import json
 import re
 import unicodedata
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +18,7 @@ from mmembed.ranking.captions import (
     compose_drafts,
     draft_seed,
 )
-from mmembed.ranking.ranker import MIN_VOCABULARY_POSTS, Ranker
+from mmembed.ranking.ranker import MIN_VOCABULARY_POSTS
 from mmembed.ranking.settings import RankSettings
 
 
@@ -165,18 +163,6 @@ def test_no_phrase_means_no_draft():
 
 
 # ---------------------------------------------------------------- on a real bundle
-@pytest.fixture(scope="module")
-def ranker(tiny_bundle):
-    return Ranker.from_bundle(tiny_bundle)
-
-
-@pytest.fixture(scope="module")
-def shoot(ranker):
-    cache = Path(ranker.bundle.config["data"]["cache_dir"])
-    root = next(p for p in cache.iterdir() if (p / "truth.json").is_file())
-    return sorted((root / "shoot").glob("*.jpg"))
-
-
 def test_drafts_on_the_tiny_bundle_copy_no_caption_and_speak_the_communitys_words(
         ranker, shoot, tiny_bundle):
     every_caption = [json.loads(line)["caption"] or ""

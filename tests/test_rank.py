@@ -17,7 +17,6 @@ from mmembed.cli import run
 from mmembed.cli.rank import rank
 from mmembed.config import compose
 from mmembed.data.photos import photo_loader
-from mmembed.ranking.ranker import Ranker
 from mmembed.ranking.settings import RankError, RankSettings
 from mmembed.ranking.suggest import neighbour_weights, weighted_terms
 from mmembed.report.files import CSV_COLUMNS
@@ -33,11 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def bundle(tiny_bundle):
     return tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def ranker(bundle):
-    return Ranker.from_bundle(bundle)
 
 
 @pytest.fixture(scope="module")

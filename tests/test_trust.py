@@ -11,21 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mmembed.ranking.captions import CopyGuard
-from mmembed.ranking.ranker import Ranker
 from mmembed.ranking.settings import RankSettings
 from mmembed.ranking.trust import DUPLICATE, UNLIKE, UNRELIABLE
-
-
-@pytest.fixture(scope="module")
-def ranker(tiny_bundle):
-    return Ranker.from_bundle(tiny_bundle)
-
-
-@pytest.fixture(scope="module")
-def shoot(ranker):
-    cache = Path(ranker.bundle.config["data"]["cache_dir"])
-    root = next(p for p in cache.iterdir() if (p / "truth.json").is_file())
-    return sorted((root / "shoot").glob("*.jpg"))
 
 
 def strangers(folder: Path) -> dict[str, Path]:

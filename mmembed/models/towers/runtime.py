@@ -9,7 +9,8 @@ normalise) and its photo statistics run in torch as always; only the network its
   by ONNX Runtime, which folds batch norm into the convolutions and has fast depthwise kernels.
   The exported graph is written once per tower (a hash of its class and weights) into
   ``cache_dir`` and read back from there; without ``cache_dir`` it stays in memory. Needs the
-  ``onnxruntime`` and ``onnx`` packages (installed with mmembed; without them ``auto`` falls back to ``torch``).
+  ``onnxruntime`` and ``onnx`` packages (installed with mmembed; without them ``auto`` falls
+  back to ``torch``).
 - ``torch``: a copy of the network in ``channels_last`` memory format under
   ``torch.inference_mode`` (on the CPU 1.5–1.7× faster than eager for EfficientNet-Lite0,
   against 4.7–6.7× for ONNX Runtime: ``benchmarks/tower_speed.py``). On a GPU the forward runs
