@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmembed.ranking.captions import (
+    MIN_VOCABULARY_POSTS,
     RUN,
     TEMPLATES,
     CopyGuard,
@@ -18,7 +19,6 @@ from mmembed.ranking.captions import (
     compose_drafts,
     draft_seed,
 )
-from mmembed.ranking.ranker import MIN_VOCABULARY_POSTS
 from mmembed.ranking.settings import RankSettings
 
 

@@ -37,11 +37,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-from mmembed.ranking.suggest import ENGAGEMENT_Z_CLIP, weighted_terms
+from mmembed.ranking.suggest import ENGAGEMENT_Z_CLIP, CommunityPosts, weighted_terms
 from mmembed.text import caption_terms
 
-__all__ = ["RUN", "TEMPLATES", "CopyGuard", "Vocabulary", "cluster_vocabulary",
-           "compose_drafts", "draft_seed", "tokens"]
+__all__ = ["MIN_VOCABULARY_POSTS", "RUN", "TEMPLATES", "CopyGuard", "Vocabulary",
+           "cluster_vocabulary", "community_vocabulary", "compose_drafts", "draft_seed",
+           "tokens"]
+
+#: A community with fewer posts than this in a photo's cluster has no voice of its own there:
+#: the photo's caption drafts speak that cluster's language (its posts of every community).
+MIN_VOCABULARY_POSTS = 3
 
 #: No draft holds this many consecutive tokens of a caption it is guarded against.
 RUN = 6
@@ -165,6 +170,27 @@ def _top_ngrams(texts: list[str], w: np.ndarray, ngrams: tuple[int, int], top: i
         if len(found) == top:
             break
     return found
+
+
+def community_vocabulary(posts: Sequence[dict], members: set[str], cluster: int,
+                         itself: str | None = None) -> Vocabulary:
+    """What a community's posts (post ids ``members`` among a bundle's post rows ``posts``) in
+    ``cluster`` say, for caption drafts; with fewer than :data:`MIN_VOCABULARY_POSTS` of them,
+    what every community's posts in that cluster say. Held-out posts never count, and
+    ``itself`` (an account community's own name) is never mentioned."""
+    fitted = [r for r in posts if r.get("split") != "test"]
+    pool = [r for r in fitted if r.get("post_id") in members]
+    own = [r for r in pool if r.get("cluster") == cluster]
+    if len(own) < MIN_VOCABULARY_POSTS:
+        pool = fitted
+        own = [r for r in pool if r.get("cluster") == cluster]
+    z = CommunityPosts.engagement_z_of(pool)
+    at = {id(r): i for i, r in enumerate(pool)}
+    me = itself.lower() if itself else None
+    return cluster_vocabulary(
+        [r.get("caption") for r in own], [r.get("hashtags") or [] for r in own],
+        [[m for m in r.get("mentions") or [] if m.lower() != me] for r in own],
+        z[[at[id(r)] for r in own]])
 
 
 def draft_seed(name: str) -> int:

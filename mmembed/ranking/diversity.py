@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["mmr_order"]
+__all__ = ["display_order", "mmr_order"]
 
 
 def mmr_order(score: ArrayLike, embedding: ArrayLike, diversity: float) -> np.ndarray:
@@ -45,3 +45,17 @@ def mmr_order(score: ArrayLike, embedding: ArrayLike, diversity: float) -> np.nd
         left[best] = False
         nearest = np.maximum(nearest, sim[best])
     return np.asarray(picked, dtype=np.int64)
+
+
+def display_order(scores: np.ndarray, z_image: np.ndarray, unlike: np.ndarray,
+                  leaders: np.ndarray, diversity: float) -> list[int]:
+    """Photo indices best first: clean photos by score (:func:`mmr_order` with
+    ``diversity``), then photos unlike the training data, then near-copies of a better photo
+    (``leaders[i] != i``), each tier by score."""
+    n = len(scores)
+    dup = leaders != np.arange(n)
+    clean = np.flatnonzero(~dup & ~unlike)
+    order = clean[mmr_order(scores[clean], z_image[clean], diversity)]
+    rest = [i for tier in (~dup & unlike, dup)
+            for i in sorted(np.flatnonzero(tier), key=lambda i: (-scores[i], i))]
+    return [int(i) for i in order] + [int(i) for i in rest]

@@ -60,12 +60,12 @@ from mmembed.ranking.calibration import temper
 from mmembed.ranking.captions import (
     CopyGuard,
     Vocabulary,
-    cluster_vocabulary,
+    community_vocabulary,
     compose_drafts,
     draft_seed,
 )
 from mmembed.ranking.density import local_lift
-from mmembed.ranking.diversity import mmr_order
+from mmembed.ranking.diversity import display_order
 from mmembed.ranking.duplicates import (
     duplicate_groups,
     group_leaders,
@@ -89,9 +89,6 @@ __all__ = ["EXPLAIN", "Photos", "Ranker", "RankError", "device_of"]
 
 #: How many neighbours explain each photo.
 EXPLAIN = 3
-#: A community with fewer posts than this in a photo's cluster has no voice of its own there:
-#: the photo's caption drafts speak that cluster's language (its posts of every community).
-MIN_VOCABULARY_POSTS = 3
 #: An audience score of at least this (better than the community's typical post) is needed
 #: to be recommended in "post these".
 POST_MIN_SCORE = 50.0
@@ -267,20 +264,10 @@ class Ranker:
         community's drafts never mention the account itself."""
         key = (community, int(cluster))
         if key not in self._vocabularies:
-            members = set(self.communities[community].members)
-            fitted = [r for r in self.posts() if r.get("split") != "test"]
-            posts = [r for r in fitted if r.get("post_id") in members]
-            own = [r for r in posts if r.get("cluster") == cluster]
-            if len(own) < MIN_VOCABULARY_POSTS:
-                posts = fitted
-                own = [r for r in posts if r.get("cluster") == cluster]
-            z = CommunityPosts.engagement_z_of(posts)
-            at = {id(r): i for i, r in enumerate(posts)}
-            itself = community.lower() if self.communities[community].kind == "account" else None
-            self._vocabularies[key] = cluster_vocabulary(
-                [r.get("caption") for r in own], [r.get("hashtags") or [] for r in own],
-                [[m for m in r.get("mentions") or [] if m.lower() != itself] for r in own],
-                z[[at[id(r)] for r in own]])
+            c = self.communities[community]
+            self._vocabularies[key] = community_vocabulary(
+                self.posts(), set(c.members), int(cluster),
+                itself=community if c.kind == "account" else None)
         return self._vocabularies[key]
 
     @cached_property
@@ -488,7 +475,8 @@ class Ranker:
                 audience_score=None if photos.unlike[i] else float(audience[i]),
                 expected_likes=(None if likes[i] is None or photos.unlike[i]
                                 else float(likes[i])), captions=drafts, **idea))
-        for rank, i in enumerate(self._order(ranked, photos, scores, leaders, settings), 1):
+        for rank, i in enumerate(display_order(scores, photos.z_image, photos.unlike, leaders,
+                                                  settings.diversity), 1):
             ranked[i].rank = rank
         ranked.sort(key=lambda p: p.rank)
         post = [p.image for p in ranked if not p.flags and p.audience_score is not None
@@ -500,17 +488,3 @@ class Ranker:
             clusters=[{"id": c.id, "name": c.name} for c in self.clusters],
             settings=settings.to_dict(), photos=ranked, skipped=list(photos.skipped),
             reference={"posts": len(reference), "source": reference.source}, post=post)
-
-    @staticmethod
-    def _order(ranked: list[RankedPhoto], photos: Photos, scores: np.ndarray,
-               leaders: np.ndarray, settings: RankSettings) -> list[int]:
-        """Photo indices best first: clean photos by score (MMR with ``rank.diversity``),
-        then photos unlike the training data, then near-copies of a better photo."""
-        n = len(ranked)
-        dup = leaders != np.arange(n)
-        clean = np.flatnonzero(~dup & ~photos.unlike)
-        order = clean[mmr_order(scores[clean], photos.z_image[clean], settings.diversity)]
-        rest = [i for tier in (~dup & photos.unlike, dup)
-                for i in sorted(np.flatnonzero(tier), key=lambda i: (-scores[i], i))]
-        return [int(i) for i in order] + [int(i) for i in rest]
-
