@@ -40,7 +40,8 @@ folder holds a held-out ``shoot/`` of caption-less photos (the default input of 
 with their ground truth in ``shoot_truth.json`` next to it, not inside it.
 
 The package has one module per part: :mod:`~mmembed.data.sources.synthetic.topics` (topics,
-caption vocabulary, visible details), :mod:`~mmembed.data.sources.synthetic.engagement` (the
+caption vocabulary), :mod:`~mmembed.data.sources.synthetic.details` (visible details and the
+phrases that name them), :mod:`~mmembed.data.sources.synthetic.engagement` (the
 qualities' multiplier), :mod:`~mmembed.data.sources.synthetic.pen` and
 :mod:`~mmembed.data.sources.synthetic.scenes` (drawing primitives and the six scene styles),
 :mod:`~mmembed.data.sources.synthetic.render` (one photo) and
@@ -49,22 +50,21 @@ loading). Configs and bundles name ``mmembed.data.sources.synthetic.SyntheticSou
 does its ``__module__``.
 """
 
-from mmembed.data.sources.synthetic.engagement import COMMENT_RATE, QUALITY_WEIGHTS, quality_factor
-from mmembed.data.sources.synthetic.render import MAX_OFF_CENTRE, render_photo
-from mmembed.data.sources.synthetic.scenes import STYLES
-from mmembed.data.sources.synthetic.source import GENERATOR_VERSION, START_DATE, SyntheticSource
-from mmembed.data.sources.synthetic.topics import (
+from mmembed.data.sources.synthetic.details import (
     ATTRIBUTES,
     DETAIL_RATE,
     MOOD_PHRASES,
     MOOD_RATE,
     NAMED_COLOURS,
     Attribute,
-    Topic,
     describe,
     draw_attributes,
-    make_topics,
 )
+from mmembed.data.sources.synthetic.engagement import COMMENT_RATE, QUALITY_WEIGHTS, quality_factor
+from mmembed.data.sources.synthetic.render import MAX_OFF_CENTRE, render_photo
+from mmembed.data.sources.synthetic.scenes import STYLES
+from mmembed.data.sources.synthetic.source import GENERATOR_VERSION, START_DATE, SyntheticSource
+from mmembed.data.sources.synthetic.topics import Topic, make_topics
 
 __all__ = [
     "ATTRIBUTES",

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mmembed.data.sources.synthetic.topics import Colour
+from mmembed.data.sources.synthetic.details import Colour
 
 
 @lru_cache(maxsize=32)

@@ -7,9 +7,10 @@ import math
 import numpy as np
 from PIL import Image
 
+from mmembed.data.sources.synthetic.details import NAMED_COLOURS, Colour, draw_attributes
 from mmembed.data.sources.synthetic.pen import _Pen
 from mmembed.data.sources.synthetic.scenes import STYLES, _Style
-from mmembed.data.sources.synthetic.topics import NAMED_COLOURS, Colour, Topic, draw_attributes
+from mmembed.data.sources.synthetic.topics import Topic
 
 #: How far (in image widths) the subject moves off centre when centring quality is 0.
 MAX_OFF_CENTRE = 0.3

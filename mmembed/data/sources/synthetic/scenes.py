@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmembed.data.sources.synthetic.details import Colour
 from mmembed.data.sources.synthetic.pen import _blotches, _dim, _gradient, _grid, _jagged, _mix
-from mmembed.data.sources.synthetic.topics import Colour
 
 # Each style: palette, background(rng, W, pal, attrs) -> (float image, horizon),
 # decor(pen, pal, h, attrs), subject(pen, pal, cx, cy, scale, h, attrs), and the grain amplitude

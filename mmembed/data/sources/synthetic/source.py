@@ -22,19 +22,21 @@ import numpy as np
 from PIL import Image
 
 from mmembed.data.post import Corpus, Post, make_post, parse_hashtags, parse_mentions
+from mmembed.data.sources.synthetic.details import (
+    ATTRIBUTES,
+    DETAIL_RATE,
+    MOOD_RATE,
+    describe,
+    draw_attributes,
+)
 from mmembed.data.sources.synthetic.engagement import COMMENT_RATE, QUALITY_WEIGHTS, quality_factor
 from mmembed.data.sources.synthetic.render import render_photo
 from mmembed.data.sources.synthetic.topics import (
     ACCOUNT_SUFFIXES,
-    ATTRIBUTES,
-    DETAIL_RATE,
     GENERIC_HASHTAGS,
     GENERIC_WORDS,
-    MOOD_RATE,
     TEMPLATES,
     Topic,
-    describe,
-    draw_attributes,
     make_topics,
 )
 
