@@ -97,7 +97,7 @@ COLUMNS = [("held_out", "held-out posts"), ("k", "K"), ("nmi", "held-out NMI"),
            ("profile_tv_shares", "profile TV vs posted ↓"),
            ("engagement_src", "engagement SRC"), ("pairwise_accuracy", "pairwise acc."),
            ("ndcg@10", "NDCG@10"), ("precision@10", "precision@10"),
-           ("tied_fit_top20", "tied fits in top 20 ↓"), ("train_s", "train s")]
+           ("tied_fit_top20", "tied fits in top 20 ↓"), ("train_s", "train wall s")]
 
 
 # ------------------------------------------------------------------------------ running
@@ -520,8 +520,8 @@ def source_section(data: str, records: list[dict[str, Any]]) -> list[str]:
                   f"{'that seed' if len(seeds) == 1 else 'those seeds'} alone.", ""]
     skipped = [e for e in EXPERIMENTS if e not in _experiments(records)]
     if skipped:
-        lines += [f"Not run on this source: {', '.join(skipped)} (only the default's goals are "
-                  "judged here, and the time went to its seeds).", ""]
+        lines += [f"Not run on this source: {', '.join(skipped)} (the goals are the default's, "
+                  "and the time available went to its seeds).", ""]
     lines += [f"Cells are {spread}; the seed also draws the data.", "",
               "### Goals", "", *goals_table(data, records), "",
               "### All numbers", "", *metric_table(records), "",
