@@ -83,8 +83,9 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     gap = _row(text, "| training-post NMI − held-out NMI")
     assert "0.020 (by chance alone 0.05 training, 0.30 held-out): met" in gap
     assert "0.200: not met" in gap
-    # above chance: (0.62 - 0.05) - (0.60 - 0.30) = 0.27, not met; seed 1 has no chance levels
-    assert "| 0.270: not met | – |" in _row(text, "| the same gap with each NMI's chance")
+    # chance-adjusted: (0.62 - 0.05) / 0.95 - (0.60 - 0.30) / 0.70 = 0.171, not met; seed 1 has
+    # no chance levels
+    assert "| 0.171: not met | – |" in _row(text, "| the same gap in chance-adjusted NMI")
     # K 14 of 15 is within 20%; K 5 is not
     k = _row(text, "| auto-K")
     assert "K = 14 for 15: met" in k and "K = 5 for 15: not met" in k
@@ -94,7 +95,7 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     assert "| profile TV | ≤ 0.10" not in text
     assert "Only 2 of the 3 seeds were run on this source" in text
     assert "| joint_clip | 60, 60 | 14, 5 | 0.550 ± 0.071 | 0.300 | 0.660 ± 0.057 |" in text
-    assert "**not met** (met on 0 of 2 seeds)" in _row(text, "| the same gap with each")
+    assert "**not met** (met on 0 of 2 seeds)" in _row(text, "| the same gap in chance")
     concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
     assert "| 14, 5 | 0.535 ± 0.021 |" in concat
     assert "| 15, 15 | 0.700 ± 0.000 |" in _row(
@@ -204,3 +205,6 @@ def test_chance_nmi_shows_how_much_nmi_few_posts_give_for_nothing(script, monkey
     # on 40 posts and almost nothing on 2,000
     assert chance["nmi_chance"] > 0.2
     assert chance["nmi_train_chance"] < 0.02
+    # perfect clusters on both sets have no gap, whatever chance gives each
+    perfect = {"nmi": 1.0, "nmi_train": 1.0, "nmi_chance": 0.04, "nmi_train_chance": 0.004}
+    assert script.metric(perfect, "nmi_gap_above_chance") == pytest.approx(0.0)
