@@ -360,6 +360,14 @@ def _experiments(records: list[dict[str, Any]]) -> list[str]:
     return [e for e in EXPERIMENTS if e in seen] + sorted(seen - set(EXPERIMENTS))
 
 
+def _seeds_note(records: list[dict[str, Any]], experiment: str) -> str:
+    """`` (seed 0 only)`` when a row has fewer seeds than its section."""
+    seeds = [rec["seed"] for rec in records if experiment in rec["experiments"]]
+    if len(seeds) == len(records):
+        return ""
+    return f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} only)"
+
+
 def metric_table(records: list[dict[str, Any]]) -> list[str]:
     lines = ["| row | " + " | ".join(h for _, h in COLUMNS) + " |",
              "|---|" + "---:|" * len(COLUMNS)]
@@ -372,7 +380,8 @@ def metric_table(records: list[dict[str, Any]]) -> list[str]:
             cells.append(_k_cell(values) if key in ("k", "held_out") else
                          _cell(values, 0) if key == "train_s" else _cell(values))
         note = f" ({len(failed)} of {len(runs)} runs failed)" if failed else ""
-        lines.append(f"| {experiment}{note} | " + " | ".join(cells) + " |")
+        lines.append(f"| {experiment}{note}{_seeds_note(records, experiment)} | "
+                     + " | ".join(cells) + " |")
     refs = [rec.get("reference") for rec in records if rec.get("reference")]
     if refs:
         col = {key: i for i, (key, _) in enumerate(COLUMNS)}
@@ -409,7 +418,8 @@ def ranking_table(records: list[dict[str, Any]]) -> list[str]:
         best = [max((v.get("ndcg@10") or -1.0) for v in r["baselines"]["alpha_sweep"].values())
                 for r in ok if r.get("baselines", {}).get("alpha_sweep")]
         wins = [_beats_all(r) for r in ok]
-        lines.append(f"| {experiment} | {_cell([metric(r, 'ndcg@10') for r in ok])} | "
+        lines.append(f"| {experiment}{_seeds_note(records, experiment)} | "
+                     f"{_cell([metric(r, 'ndcg@10') for r in ok])} | "
                      + " | ".join(_cell([baseline(r, n) for r in ok]) for n in BASELINES)
                      + f" | {_cell(best)} | {sum(bool(w) for w in wins)} of {len(ok)} seeds |")
     return lines

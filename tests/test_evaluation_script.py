@@ -68,7 +68,8 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
         "nmi_chance": 0.3, "nmi_train_chance": 0.05}},
                        _ref(14, 15, concat=0.55)))
     _save(out, _record("tuxpaint", 1, {"joint_clip": _run(0.50, 0.25, k=5, nmi_train=0.70,
-                                                          image_nmi=0.40, tied=0.2)},
+                                                          image_nmi=0.40, tied=0.2),
+                                       "seed_baseline": _run(0.3, 0.2)},
                        _ref(5, 15, concat=0.52)))
     md = tmp_path / "EVALUATION.md"
     assert script.main(["--render", str(out), "--md", str(md)]) == 0
@@ -94,6 +95,8 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     # the synthetic-only goals do not appear for Tux Paint
     assert "| profile TV | ≤ 0.10" not in text
     assert "Only 2 of the 3 seeds were run on this source" in text
+    assert "| joint_clip (seeds" not in text
+    assert "| seed_baseline (seed 1 only) | 60 | 6 | 0.300 |" in text
     assert "| joint_clip | 60, 60 | 14, 5 | 0.550 ± 0.071 | 0.300 | 0.660 ± 0.057 |" in text
     assert "**not met** (met on 0 of 2 seeds)" in _row(text, "| the same gap in chance")
     concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
@@ -158,7 +161,7 @@ def test_a_later_run_of_other_rows_adds_them_to_the_seed(script, tmp_path):
     md = tmp_path / "EVALUATION.md"
     script.main(["--render", str(out), "--md", str(md)])
     text = md.read_text()
-    assert "| seed_baseline | 60 | 6 | 0.300 |" in text
+    assert "| seed_baseline | 60 | 6 | 0.300 |" in text  # all of the section's one seed
     assert "| joint_clip | 60 | 15 | 0.700 |" in text
     assert "- seed_baseline, seed 0: `python scripts/evaluation.py --experiments seed_baseline` " \
         "at commit `fff0000`" in text and "2 min on 2 CPU cores" in text
