@@ -684,7 +684,10 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]]) -> None
               "python scripts/evaluation.py --data openclipart --seeds 0 1 2 "
               "--out outputs/evaluation     # adds its section to the same EVALUATION.md",
               "python scripts/evaluation.py --render outputs/evaluation        "
-              "# only rewrite the markdown", "```", "",
+              "# only rewrite the markdown",
+              "python scripts/evaluation.py --render OUT_A OUT_B --fill-chance   "
+              "# merge runs made in several folders (this file: 4 folders, runs side by side)",
+              "```", "",
               "One experiment alone: `python train.py [+experiment=NAME] "
               "data=synthetic|tuxpaint|openclipart seed=S`, then `python -m mmembed.evaluate "
               "bundle=index/NAME` (writes `eval.json` and `eval.md` beside the bundle)."]
