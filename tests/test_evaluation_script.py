@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluation.py"
@@ -63,10 +64,12 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     out = tmp_path / "out"
     # seed 0 beats the concatenated reference (0.60 vs 0.55); seed 1 does not (0.50 vs 0.52)
     _save(out, _record("tuxpaint", 0, {"joint_clip": _run(0.60, 0.35, k=14, nmi_train=0.62,
-                                                          image_nmi=0.57)},
+                                                          image_nmi=0.57) | {
+        "nmi_chance": 0.3, "nmi_train_chance": 0.05}},
                        _ref(14, 15, concat=0.55)))
     _save(out, _record("tuxpaint", 1, {"joint_clip": _run(0.50, 0.25, k=5, nmi_train=0.70,
-                                                          image_nmi=0.40, tied=0.2)},
+                                                          image_nmi=0.40, tied=0.2),
+                                       "seed_baseline": _run(0.3, 0.2)},
                        _ref(5, 15, concat=0.52)))
     md = tmp_path / "EVALUATION.md"
     assert script.main(["--render", str(out), "--md", str(md)]) == 0
@@ -79,7 +82,11 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     assert "0.800: not met" in _row(text, "| image-only NMI ÷ full-post NMI")
     # gap 0.02 met, 0.20 not met
     gap = _row(text, "| training-post NMI − held-out NMI")
-    assert "0.020: met" in gap and "0.200: not met" in gap
+    assert "0.020 (by chance alone 0.05 training, 0.30 held-out): met" in gap
+    assert "0.200: not met" in gap
+    # chance-adjusted: (0.62 - 0.05) / 0.95 - (0.60 - 0.30) / 0.70 = 0.171, not met; seed 1 has
+    # no chance levels
+    assert "| 0.171: not met | – |" in _row(text, "| the same gap in chance-adjusted NMI")
     # K 14 of 15 is within 20%; K 5 is not
     k = _row(text, "| auto-K")
     assert "K = 14 for 15: met" in k and "K = 5 for 15: not met" in k
@@ -88,7 +95,10 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     # the synthetic-only goals do not appear for Tux Paint
     assert "| profile TV | ≤ 0.10" not in text
     assert "Only 2 of the 3 seeds were run on this source" in text
-    assert "| joint_clip | 60, 60 | 14, 5 | 0.550 ± 0.071 | 0.660 ± 0.057 |" in text
+    assert "| joint_clip (seeds" not in text
+    assert "| seed_baseline (seed 1 only) | 60 | 6 | 0.300 |" in text
+    assert "| joint_clip | 60, 60 | 14, 5 | 0.550 ± 0.071 | 0.300 | 0.660 ± 0.057 |" in text
+    assert "**not met** (met on 0 of 2 seeds)" in _row(text, "| the same gap in chance")
     concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
     assert "| 14, 5 | 0.535 ± 0.021 |" in concat
     assert "| 15, 15 | 0.700 ± 0.000 |" in _row(
@@ -151,7 +161,7 @@ def test_a_later_run_of_other_rows_adds_them_to_the_seed(script, tmp_path):
     md = tmp_path / "EVALUATION.md"
     script.main(["--render", str(out), "--md", str(md)])
     text = md.read_text()
-    assert "| seed_baseline | 60 | 6 | 0.300 |" in text
+    assert "| seed_baseline | 60 | 6 | 0.300 |" in text  # all of the section's one seed
     assert "| joint_clip | 60 | 15 | 0.700 |" in text
     assert "- seed_baseline, seed 0: `python scripts/evaluation.py --experiments seed_baseline` " \
         "at commit `fff0000`" in text and "2 min on 2 CPU cores" in text
@@ -176,3 +186,28 @@ def test_openclipart_runs_are_capped(script, tmp_path):
     assert "data=openclipart" in cmd and "data.max_posts=3000" in cmd and "seed=1" in cmd
     assert not any("max_posts" in c for c in script.train_command(
         "joint_clip", "tuxpaint", 1, tmp_path, tmp_path / "cache"))
+
+
+def test_chance_nmi_shows_how_much_nmi_few_posts_give_for_nothing(script, monkeypatch, tmp_path):
+    import mmembed.bundle
+
+    rng = np.random.default_rng(0)
+    # 2,000 training posts and 40 held-out ones, 10 topics, clusters equal to the topics
+    topics = rng.integers(0, 10, 2040)
+    rows = [{"topic": f"t{t}", "cluster": int(t), "split": "test" if i < 40 else "train"}
+            for i, t in enumerate(topics)]
+
+    class FakeBundle:
+        def posts(self):
+            return iter(rows)
+
+    monkeypatch.setattr(mmembed.bundle.Bundle, "load", classmethod(lambda cls, *a, **k:
+                                                                   FakeBundle()))
+    chance = script.chance_nmi(tmp_path, seed=0, repeats=30)
+    # the clusters match the topics perfectly (NMI 1), but shuffled they still score a lot
+    # on 40 posts and almost nothing on 2,000
+    assert chance["nmi_chance"] > 0.2
+    assert chance["nmi_train_chance"] < 0.02
+    # perfect clusters on both sets have no gap, whatever chance gives each
+    perfect = {"nmi": 1.0, "nmi_train": 1.0, "nmi_chance": 0.04, "nmi_train_chance": 0.004}
+    assert script.metric(perfect, "nmi_gap_above_chance") == pytest.approx(0.0)
