@@ -141,12 +141,12 @@ class RankService:
             with self._turns:
                 try:
                     ranked = self.ranker.rank([u.path for u in uploads], name, settings,
-                                              skipped=skipped)
+                                              skipped=skipped,
+                                              names={u.path: u.name for u in uploads})
                 except RankError as exc:
                     raise _unreadable(uploads, skipped, self.ranker.image_size, Path(folder),
                                       exc) from None
             result = _client_names(ranked.to_dict(), uploads, Path(folder))
-            _redraft_captions(result, self.ranker, settings.captions)
             report = report_context(result, pixels={u.name: u.path for u in uploads})
         ranking = Ranking(secrets.token_urlsafe(12), result, report)
         with self._lock:
@@ -175,24 +175,12 @@ def _unreadable(uploads: list[Upload], skipped: list[SkippedInput], size: int, f
                        for u, r in reasons])
 
 
-def _redraft_captions(result: dict[str, Any], ranker: Ranker, n: int) -> None:
-    """Caption drafts seeded by the client's file name, as ``rank.py`` seeds them by the
-    file's (the ranker saw only the server's ``photo-0001.jpg``); none, as there, for a photo
-    unlike the training data."""
-    from mmembed.ranking.trust import UNLIKE
-
-    community = result["community"]["name"]
-    for photo in result["photos"]:
-        photo["captions"] = ([] if UNLIKE in photo["flags"] else ranker.caption_drafts(
-            community, photo["top_cluster"]["id"], photo["name"], n))
-
-
 def _client_names(result: dict[str, Any], uploads: list[Upload], folder: Path
                   ) -> dict[str, Any]:
     """``result`` speaking of each photo by its client name instead of its server file
-    (``image``, ``name``, duplicate flags, "post these", skip reasons)."""
+    (``image``, "post these", skip reasons; the ranker already named each photo, its
+    duplicate flags and its caption drafts by the client's name)."""
     by_path = {display_path(u.path): u.name for u in uploads}
-    by_file = {display_path(u.path.name): u.name for u in uploads}
     prefix = display_path(folder)
 
     def hide(text: str) -> str:
@@ -201,11 +189,7 @@ def _client_names(result: dict[str, Any], uploads: list[Upload], folder: Path
         return text.replace(prefix, "upload")
 
     for photo in result["photos"]:
-        photo["image"] = photo["name"] = by_path.get(photo["image"], photo["name"])
-        photo["flags"] = [f"duplicate_of:{by_file.get(f.split(':', 1)[1], f.split(':', 1)[1])}"
-                          if f.startswith("duplicate_of:") else f for f in photo["flags"]]
-        photo["duplicate_of"] = next((f.split(":", 1)[1] for f in photo["flags"]
-                                      if f.startswith("duplicate_of:")), None)
+        photo["image"] = by_path.get(photo["image"], photo["image"])
     result["post"] = [by_path.get(p, p) for p in result["post"]]
     result["skipped"] = [{**s, "image": by_path.get(s["image"], s["image"]),
                           "reason": hide(s["reason"])} for s in result["skipped"]]

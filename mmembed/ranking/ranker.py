@@ -39,7 +39,7 @@ writes files.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -418,15 +418,21 @@ class Ranker:
     # ---------------------------------------------------------------- ranking
     def rank(self, paths: Sequence[str | Path], community: str,
              settings: RankSettings | None = None, skipped: Sequence[SkippedInput] = (),
-             progress: Progress = QUIET) -> RankingResult:
+             progress: Progress = QUIET,
+             names: Mapping[str | Path, str] | None = None) -> RankingResult:
         """:meth:`embed` then :meth:`score`."""
         settings = settings or RankSettings()
         community = self.resolve_community(community)
-        return self.score(self.embed(paths, settings, skipped, progress), community, settings)
+        return self.score(self.embed(paths, settings, skipped, progress), community, settings,
+                          names)
 
-    def score(self, photos: Photos, community: str,
-              settings: RankSettings | None = None) -> RankingResult:
-        """Rank embedded ``photos`` for ``community`` (step 2 of the module docstring)."""
+    def score(self, photos: Photos, community: str, settings: RankSettings | None = None,
+              names: Mapping[str | Path, str] | None = None) -> RankingResult:
+        """Rank embedded ``photos`` for ``community`` (step 2 of the module docstring).
+
+        ``names``: the name each photo is shown and referred to by (duplicate flags) and whose
+        hash seeds its caption drafts, by path; default its file name. The app passes the
+        client's names for the files it saved under names of its own."""
         from mmembed.ranking.explain import explain
 
         settings = settings or RankSettings()
@@ -439,7 +445,8 @@ class Ranker:
         groups = duplicate_groups(photos.hashes, photos.z_image)
         leaders = group_leaders(groups, scores, parts.engagement, photos.quality)
         sizes = np.bincount(groups)
-        names = [display_path(p.name) for p in photos.paths]
+        shown = {Path(k): v for k, v in (names or {}).items()}
+        names = [shown.get(p) or display_path(p.name) for p in photos.paths]
         members = self.community_posts(community)
         ideas = []
         for start in range(0, len(photos), settings.batch_size):
