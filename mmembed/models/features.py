@@ -8,9 +8,9 @@ tower's weights, so a different tower, checkpoint or dataset never reads stale f
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -40,44 +40,22 @@ def module_hash(module: torch.nn.Module) -> str:
 
 
 def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
-    """The items of ``iterable``, produced by a background thread up to ``depth`` ahead.
+    """The items of ``iterable``, read by a background thread up to ``depth`` ahead.
 
     Reading and collating the next batch (image conversion, tokenising captions) then runs
     while the towers work on this one: numpy, torch and ONNX Runtime release the GIL in their
-    kernels. An exception in the thread is raised here; stopping early stops the thread.
+    kernels. An exception while reading is raised here; stopping early cancels what was not
+    read yet.
     """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as err:  # handed to the consumer
-            items.put((done, err))
-
-    thread = threading.Thread(target=produce, name="mmembed-prefetch", daemon=True)
-    thread.start()
+    items, done = iter(iterable), object()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mmembed-prefetch")
     try:
-        while True:
-            item, err = items.get()
-            if err is not None:
-                raise err
-            if item is done:
-                return
+        ahead = deque(pool.submit(next, items, done) for _ in range(depth))
+        while (item := ahead.popleft().result()) is not done:
+            ahead.append(pool.submit(next, items, done))
             yield item
     finally:
-        stop.set()
-        thread.join()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def compute_features(model, loader, progress: Progress = QUIET, backend: str | None = None,
