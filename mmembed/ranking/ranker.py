@@ -403,7 +403,7 @@ class Ranker:
             if len(held) < int(self.calibration.get("min_reference", 20)):
                 rows = [i for i, r in enumerate(posts) if r.get("split") in ("val", "train")
                         and r.get("post_id") in members]
-                source = f"{len(rows)} posts ({len(held)} held out, the rest training posts)"
+                source = f"{len(rows)} posts: {len(held)} held out, the rest training posts"
             if not rows:
                 raise RankError(f"community {community!r} has no post to score against; "
                                 "rebuild the bundle with more of its posts")
