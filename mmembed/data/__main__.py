@@ -68,6 +68,14 @@ def write(cfg, args: dict[str, str], console: Console) -> int:
     return 0 if summary.posts else 1
 
 
+def print_error(console: Console, exc: Exception) -> None:
+    """``error: <message>`` on one logical line: not wrapped at the terminal's width (a path in
+    it stays whole for copying), and brackets in it are text, not rich markup."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+
+
 def main(argv: list[str]) -> int:
     console = Console()
     argv, shard_args = split_shard_args(argv)
@@ -76,14 +84,14 @@ def main(argv: list[str]) -> int:
         try:
             return write(cfg, shard_args, console)
         except (SourceError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            print_error(console, exc)
             return 1
     try:
         corpus = check_images(
             load_corpus(cfg.data), size=cfg.datamodule.image_size, progress=RichProgress(console)
         )
     except SourceError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(console, exc)
         return 1
     summary = corpus.summary()
     table = Table(title=f"{corpus.name or cfg.data._target_}", show_header=False)
