@@ -28,6 +28,7 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.models.heads.Normalize",
     "mmembed.models.heads.PostAutoencoder",
     "mmembed.models.heads.IdentityAutoencoder",
+    "mmembed.models.heads.ContrastiveLatent",
     "mmembed.models.heads.EngagementHead",
     "mmembed.models.towers.EfficientNetLite0Tower",
     "mmembed.models.towers.ImageNetTagTower",

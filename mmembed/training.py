@@ -297,7 +297,18 @@ def attach_tokenizer(model, datamodule, tokenizer_json: str | None = None,
 def load_weights(model, ckpt_path: str) -> None:
     """Load a Lightning checkpoint's weights into ``model`` (``weights_only``: no code runs)."""
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(checkpoint["state_dict"])
+    state = checkpoint["state_dict"]
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        def _some(keys: list[str]) -> str:
+            return ", ".join(keys[:3]) + (f", … {len(keys) - 3} more" if len(keys) > 3 else "")
+        raise ValueError(
+            f"checkpoint {ckpt_path} was trained with another model than this config builds "
+            f"(missing: {_some(missing) or 'none'}; not in this model: "
+            f"{_some(unexpected) or 'none'}); pass the model overrides it was trained with "
+            "(cluster=dec, for one, needs a model trained with model/autoencoder=post)")
+    model.load_state_dict(state)
 
 
 def _runs_on_cuda(accelerator: Any) -> bool:

@@ -475,8 +475,8 @@ def _auto_k(run, ref):
     true = ref["k_topics"]
     text = f"K = {int(k)} for {true}"
     searched = (run.get("cluster") or {}).get("k_range")
-    if (run.get("cluster") or {}).get("k") == "auto" and searched and not (
-            searched[0] <= true <= searched[1]):
+    if ((run.get("cluster") or {}).get("k") == "auto" and searched
+            and not isinstance(searched[1], str) and not searched[0] <= true <= searched[1]):
         text += f" (auto-K searches {searched[0]}–{searched[1]} only)"
     return text, abs(k - true) <= 0.2 * true
 

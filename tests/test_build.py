@@ -47,7 +47,7 @@ def test_train_ends_with_a_complete_bundle(tiny_run):
     assert manifest["config"]["cluster"]["_target_"].endswith("KMeansClusterer")
 
 
-@pytest.mark.parametrize("method", ["gmm", "pam", "dec", "lda"])
+@pytest.mark.parametrize("method", ["gmm", "pam", "lda"])
 def test_rebuild_from_checkpoint_with_another_method_needs_no_training(tiny_run, tmp_path,
                                                                      method):
     checkpoint = tiny_run["objects"]["last_checkpoint"]
@@ -56,9 +56,18 @@ def test_rebuild_from_checkpoint_with_another_method_needs_no_training(tiny_run,
                                   f"paths.cache_dir={tiny_run['root'] / 'cache'}"))
     assert rebuilt["trainer"] is None
     bundle = Bundle.load(tmp_path / "index" / method)
-    assert bundle.manifest["metrics"]["method"] == {"dec": "kmeans+dec"}.get(method, method)
+    assert bundle.manifest["metrics"]["method"] == method
     assert bundle.manifest["metrics"]["k"] == 6
     assert metrics["bundle/nmi"] == bundle.manifest["metrics"]["nmi"]
+
+
+def test_rebuild_with_dec_from_a_contrastive_latent_checkpoint_is_a_clear_error(tiny_run,
+                                                                              tmp_path):
+    # DEC refines an encoder, which the default (contrastive) latent does not have.
+    checkpoint = tiny_run["objects"]["last_checkpoint"]
+    with pytest.raises(ValueError, match=r"another model.*model/autoencoder=post"):
+        train(_cfg(tmp_path, "build_only=true", f"ckpt_path={checkpoint}", "cluster=dec",
+                   f"paths.cache_dir={tiny_run['root'] / 'cache'}"))
 
 
 def test_build_only_without_a_checkpoint_is_a_clear_error(tmp_path):

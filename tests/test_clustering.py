@@ -185,6 +185,18 @@ def test_auto_k_finds_the_six_blobs(cls, blobs):
     assert all(math.isfinite(v) for v in clusterer.k_curve_.values())
 
 
+def test_auto_upper_end_of_k_range_grows_with_the_corpus(blobs):
+    from mmembed.communities.clustering.base import auto_k_max
+
+    assert [auto_k_max(n) for n in (8, 380, 2700)] == [2, 14, 37]
+    assert auto_k_max(8, low=3) == 3
+    x = blobs[0]
+    clusterer = KMeansClusterer(k="auto", k_range=[3, "auto"], seed=0).fit(x)
+    assert max(clusterer.k_curve_) == auto_k_max(len(x)) and clusterer.n_clusters_ == N_TOPICS
+    with pytest.raises(ValueError, match="'auto'"):
+        KMeansClusterer(k_range=[3, "many"])
+
+
 def test_unfitted_and_unknown_methods_fail_clearly():
     with pytest.raises(RuntimeError, match="not fitted"):
         KMeansClusterer(k=3).soft_assign(np.zeros((1, 2), np.float32))
@@ -221,7 +233,9 @@ def test_hydra_configs_build_each_method(name):
     cfg = OmegaConf.create({"seed": 3, "cluster": OmegaConf.load(CONF_DIR / f"{name}.yaml")})
     clusterer = instantiate(cfg.cluster)
     assert isinstance(clusterer, METHODS[name])
-    assert clusterer.k == "auto" and list(clusterer.k_range) == [3, 12] and clusterer.seed == 3
+    # k-means (the default) searches up to a K that grows with the corpus; the others to 12.
+    top = "auto" if name == "kmeans" else 12
+    assert clusterer.k == "auto" and list(clusterer.k_range) == [3, top] and clusterer.seed == 3
 
 
 # --------------------------------------------------------------------------- k-means

@@ -96,6 +96,35 @@ class PostAutoencoder(nn.Module):
         return self.decoder(latent)
 
 
+class ContrastiveLatent(nn.Module):
+    """The clustered latent is the contrastive space itself: ``normalize(z_image + w · z_text)``.
+
+    Nothing to learn and no bottleneck: a post sits where its photo and its caption agree in the
+    space the contrastive loss shaped, and a caption-less photo (a zero text half) at its own
+    ``z_image``, in the same space. On real data the compressed :class:`PostAutoencoder` latent
+    clustered worse than its own inputs (EVALUATION.md), this one better than frozen features.
+    ``text_weight`` (w) sets how much the caption moves a post. ``decode`` returns the latent
+    itself, so a config using this head sets the reconstruction weight to 0.
+    """
+
+    def __init__(self, in_dim: int, text_weight: float = 1.0):
+        super().__init__()
+        if in_dim % 2:
+            raise ValueError(f"ContrastiveLatent needs [z_image, z_text] halves of one size; "
+                             f"got a fused size of {in_dim}")
+        if text_weight < 0:
+            raise ValueError(f"text_weight must be >= 0, got {text_weight!r}")
+        self.latent_dim = in_dim // 2
+        self.text_weight = float(text_weight)
+
+    def encode(self, fused: torch.Tensor) -> torch.Tensor:
+        z_image, z_text = fused[..., :self.latent_dim], fused[..., self.latent_dim:]
+        return F.normalize(z_image + self.text_weight * z_text, dim=-1)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent
+
+
 class EngagementHead(nn.Module):
     """Predicts a post's log engagement rate from its image alone.
 

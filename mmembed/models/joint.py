@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmembed.models import losses
-from mmembed.models.heads import EngagementHead, PostAutoencoder, ProjectionHead
+from mmembed.models.heads import ContrastiveLatent, EngagementHead, PostAutoencoder, ProjectionHead
 from mmembed.models.towers import freeze
 from mmembed.stats import spearman
 
@@ -73,6 +73,10 @@ def _sample_key(index: torch.Tensor) -> torch.Tensor:
 
 
 HeadFactory = Callable[..., nn.Module]
+
+
+def _trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
 
 
 def _head(head: nn.Module | HeadFactory, *dims: int) -> nn.Module:
@@ -142,6 +146,10 @@ class JointEmbedding(L.LightningModule):
         self.autoencoder = _head(
             autoencoder or functools.partial(PostAutoencoder, latent_dim=latent_dim),
             self.fused_dim)
+        if isinstance(self.autoencoder, ContrastiveLatent) and self.proj_text is None:
+            raise ValueError("the contrastive latent (model/autoencoder=contrastive) is the mean "
+                             "of the image and text embeddings and needs a text tower; without "
+                             "one use model/autoencoder=post model.loss_weights.reconstruction=1")
         self.engagement_head = _head(engagement_head or EngagementHead, image_tower.out_dim)
         self.logit_scale = losses.learnable_logit_scale()
         self.text_dropout = text_dropout
@@ -295,7 +303,7 @@ class JointEmbedding(L.LightningModule):
         if z_text is not None and w["contrastive"]:
             parts["contrastive"] = self.contrastive(z_image, z_text, self.logit_scale)
         latent_full = self.autoencoder.encode(fused)
-        if w["reconstruction"]:
+        if w["reconstruction"] and _trainable(self.autoencoder):
             dropped = (losses.modality_dropout(z_image, z_text, self.text_dropout)[0]
                        if z_text is not None else fused)
             parts["reconstruction"] = losses.reconstruction_loss(
@@ -345,10 +353,10 @@ class JointEmbedding(L.LightningModule):
         for name, value in parts.items():
             self.log(f"val/{name}", value, batch_size=batch_size, sync_dist=True)
         self.log("val/loss", self._total(parts), batch_size=batch_size, sync_dist=True)
-        recon = losses.reconstruction_loss(
-            self.autoencoder.decode(out["latent_full"]), out["fused"]
-        )
-        self.log("val/reconstruction_error", recon, batch_size=batch_size, sync_dist=True)
+        if _trainable(self.autoencoder):  # a latent with nothing to learn reconstructs nothing
+            recon = losses.reconstruction_loss(
+                self.autoencoder.decode(out["latent_full"]), out["fused"])
+            self.log("val/reconstruction_error", recon, batch_size=batch_size, sync_dist=True)
         index = batch["index"].to(self.device)
         # Per post, kept for every validation post: three numbers each (linear, small).
         self._val_outputs.append({

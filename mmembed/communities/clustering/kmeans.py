@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import numpy as np
 
 from mmembed.communities.clustering.base import (
-    DEFAULT_K_RANGE,
     Clusterer,
     _check_kernel,
     _normalize_rows,
@@ -31,10 +30,10 @@ class KMeansClusterer(Clusterer):
 
     name = "kmeans"
 
-    def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
-                 seed: int = 0, n_init: int = 5, max_iter: int = 50, spherical: bool = False,
-                 alpha: float = 5.0, scaled: bool = True, init: str = "k-means++",
-                 kernel: str = "multivariate"):
+    def __init__(self, k: int | str | None = "auto", *,
+                 k_range: Sequence[int | str] = (3, "auto"), seed: int = 0, n_init: int = 5,
+                 max_iter: int = 50, spherical: bool = False, alpha: float = 5.0,
+                 scaled: bool = True, init: str = "k-means++", kernel: str = "multivariate"):
         super().__init__(k, k_range=k_range, seed=seed)
         if init not in ("k-means++", "random"):
             raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
