@@ -44,7 +44,7 @@ import faiss
 import numpy as np
 
 from mmembed.search import PostIndex, default_nlist
-from mmembed.search.index import KIND_IVF, KIND_IVFPQ, index_bytes, REFINE_BYTES_PER_DIM
+from mmembed.search.index import KIND_IVF, KIND_IVFPQ, REFINE_BYTES_PER_DIM, index_bytes
 
 GOAL_RECALL, GOAL_SPEEDUP = 0.95, 10.0
 
@@ -124,7 +124,8 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="build both indexes on the GPU(s)")
     parser.add_argument("--pq", default="", help="IVF-PQ bytes per vector to compare, e.g. 64,32")
     parser.add_argument("--refine", default="none,SQ8",
-                        help=f"refine codes tried with each --pq: none or {sorted(REFINE_BYTES_PER_DIM)}")
+                        help="refine codes tried with each --pq: none or one of "
+                        f"{sorted(REFINE_BYTES_PER_DIM)}")
     parser.add_argument("--k-factor", default="1,4,16,64",
                         help="PQ candidates re-ranked per result (refine rows)")
     parser.add_argument("--shards", type=int, default=1, help="simulate S·N vectors as S shards")
