@@ -326,3 +326,23 @@ def test_vectors_added_in_batches_equal_one_add(data, monkeypatch):
     x_bad[12, 3] = np.nan
     with pytest.raises(ValueError, match=r"from row 7\) rows \[5\]"):
         PostIndex.build(x_bad, ids_for(len(x)), use_gpu=False)
+
+
+def test_refine_index_in_a_bundle_loads_with_its_k_factor(tmp_path, data):
+    from mmembed.bundle import read_bundle, write_bundle
+    from mmembed.fileio import dumps_json
+
+    x, q = data
+    index = PostIndex.build(x, ids_for(len(x)), flat_max=1000, nprobe=16, k_factor=12,
+                            memory_budget_mb=ivf_flat_budget_mb(x), use_gpu=False)
+    files = {"posts.faiss": index.write_index,
+             "post_ids.json": dumps_json(index.metadata(), indent=None).encode()}
+    target = write_bundle(tmp_path / "bundle", files, config={}, data_fingerprint="x",
+                          metrics={})
+    loaded = read_bundle(target).index()
+    assert (loaded.kind, loaded.nprobe, loaded.k_factor) == (KIND_IVFPQ, 16, 12)
+    assert isinstance(faiss.downcast_index(loaded.index), faiss.IndexRefine)
+    (a, ids_a, rows_a), (b, ids_b, rows_b) = index.search(q, 10), loaded.search(q, 10)
+    np.testing.assert_array_equal(rows_a, rows_b)
+    np.testing.assert_array_equal(a, b)
+    assert ids_a == ids_b
