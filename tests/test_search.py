@@ -271,6 +271,10 @@ def test_refine_index_saved_and_loaded_gives_identical_results(tmp_path, data):
                             memory_budget_mb=ivf_flat_budget_mb(x), use_gpu=False)
     assert index.kind == KIND_IVFPQ and index.refine is not None
     index.write_index(tmp_path / "posts.faiss")
+    # the file holds what the budget counts (codes, ids, refine codes) plus the centroids
+    counted = index_bytes(len(x), x.shape[1], KIND_IVFPQ, refine="SQ8")
+    centroids = 4 * x.shape[1] * (index.nlist + 256)  # coarse + PQ codebooks
+    assert counted < (tmp_path / "posts.faiss").stat().st_size < counted + centroids + 4096
     meta = json.loads(json.dumps(index.metadata()))
     loaded = PostIndex.load(tmp_path / "posts.faiss", meta)
     assert (loaded.kind, loaded.nprobe, loaded.k_factor) == (KIND_IVFPQ, 4, 8)
