@@ -121,7 +121,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     index = PostIndex.build(emb.z_image[fitted], [post_ids[i] for i in fitted],
                             flat_max=search.flat_max, nlist=search.nlist, nprobe=search.nprobe,
                             use_gpu=search.use_gpu, memory_budget_mb=search.memory_budget_mb,
-                            pq_m=search.pq_m)
+                            pq_m=search.pq_m, refine=search.refine, k_factor=search.k_factor)
     calibration, calibration_metrics, feature_index = calibrate(
         clusterer, emb, labels, split, fitted, index, post_ids, trust, seed)
     metrics.update(calibration_metrics)

@@ -11,20 +11,30 @@ with ``nlist ≈ 4·√N`` inverted lists (at most N/39, so every list centroid 
 A search visits ``nprobe`` lists, trading recall for speed (see benchmarks/faiss_recall.py).
 
 Beyond memory: when the chosen index would hold more than ``memory_budget_mb`` (4 bytes per
-dimension per vector, flat or IVF-Flat), it becomes ``IndexIVFPQ`` instead: each vector's
-residual is stored as ``pq_m`` bytes (product quantisation, 8 bits per sub-vector; by default
-``dim / 4`` sub-vectors, 16× smaller than float32), trained with the coarse quantizer on the
-same sample. Vectors are normalised and added in batches of :data:`ADD_BATCH` rows, so a
-memory-mapped array of features is never copied whole. Scores are then approximate: recall@10
-against exact search is measured in benchmarks/faiss_recall.py ``--pq``.
+dimension per vector, flat or IVF-Flat), it becomes IVF-PQ instead: each vector's residual is
+stored as ``pq_m`` bytes (product quantisation, 8 bits per sub-vector; by default ``dim / 4``
+sub-vectors, 16× smaller than float32), trained with the coarse quantizer on the same sample.
+PQ alone ranks poorly (its scores are too coarse to order close neighbours), so by default the
+IVF-PQ index is wrapped in ``faiss.IndexRefine`` (index factory ``IVF…,PQ…x8,Refine(SQ8)``):
+a search takes the ``k_factor · k`` best PQ candidates and re-ranks them by a second copy of
+every vector, scalar-quantised to ``refine`` (``SQ8``: one byte per dimension, 4× smaller
+than float32; see :data:`REFINE_BYTES_PER_DIM`). The budget counts everything kept per vector
+(:func:`index_bytes`): PQ code + 8-byte id + refine code, e.g. 64 + 8 + 256 = 328 bytes at
+dim 256 against 1,032 for IVF-Flat. If even that exceeds the budget the refine codes are
+dropped (plain ``IndexIVFPQ``, with a warning). Vectors are normalised and added in batches of
+:data:`ADD_BATCH` rows, so a memory-mapped array of features is never copied whole. Scores are
+then approximate: recall@10 against exact search is measured in benchmarks/faiss_recall.py
+``--pq``.
 
 On disk (:meth:`PostIndex.write_index`, named and stored by :class:`mmembed.bundle.Bundle`):
 ``faiss.write_index`` of a CPU index (a GPU index is copied back with ``index_gpu_to_cpu``
-first) and :meth:`PostIndex.metadata` as JSON (post ids, kind, nprobe, dimension). No pickle.
+first; a refine index keeps its refine codes on CPU, only the IVF-PQ part goes to the GPUs) and
+:meth:`PostIndex.metadata` as JSON (post ids, kind, nprobe, k_factor, dimension). No pickle.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,8 @@ from typing import Any, Literal
 
 import faiss
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 KIND_FLAT = "flat"
 KIND_IVF = "ivf"
@@ -42,6 +54,10 @@ ADD_BATCH = 65_536
 GPU_MAX_K = 2048  # FAISS GPU indexes refuse k (and nprobe) above this
 MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means is under-trained
 TRAIN_POINTS_PER_LIST = 64
+#: Refine codes an IVF-PQ index may keep (``SearchSettings.refine``): bytes per dimension.
+REFINE_BYTES_PER_DIM = {"SQ4": 0.5, "SQ8": 1.0, "SQfp16": 2.0}
+#: PQ candidates re-ranked per result wanted (``k_factor · k``; benchmarks/faiss_recall.py).
+DEFAULT_K_FACTOR = 16
 
 UseGpu = bool | Literal["auto"]
 
@@ -62,13 +78,33 @@ def default_pq_m(dim: int) -> int:
     return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
 
 
-def index_bytes(n: int, dim: int, kind: str, pq_m: int | None = None) -> int:
+def index_bytes(n: int, dim: int, kind: str, pq_m: int | None = None,
+                refine: str | None = None) -> int:
     """About what an index of ``n`` vectors holds in memory: float32 vectors (flat, IVF-Flat)
-    or ``pq_m`` code bytes (IVF-PQ), plus an 8-byte id per vector in inverted lists."""
+    or ``pq_m`` code bytes (IVF-PQ), plus an 8-byte id per vector in inverted lists, plus for
+    IVF-PQ the ``refine`` codes (:data:`REFINE_BYTES_PER_DIM`; none when ``refine`` is None).
+    Fixed costs are left out: coarse centroids (``4·dim·nlist`` bytes) and PQ codebooks
+    (``4·dim·256``), about 1.3 MB at 1M × 256 with 1,000 lists."""
     if kind == KIND_FLAT:
         return 4 * n * dim
-    per_vector = 4 * dim if kind == KIND_IVF else (pq_m or default_pq_m(dim))
-    return n * (per_vector + 8)
+    if kind == KIND_IVF:
+        return n * (4 * dim + 8)
+    return n * ((pq_m or default_pq_m(dim)) + 8) + int(math.ceil(n * _refine_bytes(refine) * dim))
+
+
+def _refine_bytes(refine: str | None) -> float:
+    if not refine:
+        return 0.0
+    if refine not in REFINE_BYTES_PER_DIM:
+        raise ValueError(f"refine must be one of {sorted(REFINE_BYTES_PER_DIM)} or null, "
+                         f"got {refine!r}")
+    return REFINE_BYTES_PER_DIM[refine]
+
+
+def _refined(index: faiss.Index) -> faiss.IndexRefine | None:
+    """The ``IndexRefine`` wrapping an IVF-PQ index, or None."""
+    index = faiss.downcast_index(index)
+    return index if isinstance(index, faiss.IndexRefine) else None
 
 
 def _want_gpu(use_gpu: UseGpu) -> bool:
@@ -99,10 +135,17 @@ def _normalised(x: np.ndarray, dim: int | None, what: str) -> np.ndarray:
 
 
 def _to_gpu(index: faiss.Index) -> faiss.Index:
-    """Copy a CPU index to all GPUs, sharded (each GPU holds 1/ngpu of the vectors)."""
+    """Copy a CPU index to all GPUs, sharded (each GPU holds 1/ngpu of the vectors); of an
+    ``IndexRefine`` only the IVF-PQ part moves, its refine codes stay on CPU."""
     options = faiss.GpuMultipleClonerOptions()
     options.shard = True
-    return faiss.index_cpu_to_all_gpus(index, co=options)
+    refine = _refined(index)
+    if refine is None:
+        return faiss.index_cpu_to_all_gpus(index, co=options)
+    gpu = faiss.IndexRefine(faiss.index_cpu_to_all_gpus(refine.base_index, co=options),
+                            refine.refine_index)
+    gpu.k_factor = refine.k_factor
+    return gpu
 
 
 @dataclass
@@ -111,7 +154,8 @@ class SearchSettings:
     IVF with ``nlist`` lists (null: about 4·√N) beyond, ``nprobe`` lists visited per query,
     on the GPU when FAISS sees one (``use_gpu: auto``), ``true`` or ``false``. An index that
     would hold more than ``memory_budget_mb`` becomes IVF-PQ with ``pq_m`` bytes per vector
-    (null: dim / 4)."""
+    (null: dim / 4), its ``k_factor · k`` best candidates re-ranked by ``refine`` codes
+    (``SQ8``, ``SQ4``, ``SQfp16``; null: none), which the budget counts."""
 
     flat_max: int = 200_000
     nlist: int | None = None
@@ -119,6 +163,8 @@ class SearchSettings:
     use_gpu: Any = "auto"
     memory_budget_mb: float = 8192.0
     pq_m: int | None = None
+    refine: str | None = "SQ8"
+    k_factor: int = DEFAULT_K_FACTOR
 
 
 class PostIndex:
@@ -128,7 +174,8 @@ class PostIndex:
     """
 
     def __init__(self, index: faiss.Index, post_ids: list[str], *, kind: str,
-                 nlist: int | None = None, nprobe: int = 16, on_gpu: bool = False):
+                 nlist: int | None = None, nprobe: int = 16, on_gpu: bool = False,
+                 k_factor: int = DEFAULT_K_FACTOR):
         if index.ntotal != len(post_ids):
             raise ValueError(f"the index holds {index.ntotal} vectors but {len(post_ids)} "
                              "post ids were given")
@@ -143,21 +190,27 @@ class PostIndex:
         self.kind = kind
         self.nlist = nlist if kind in IVF_KINDS else None
         self.on_gpu = on_gpu
+        #: The ``IndexRefine`` of an IVF-PQ index with refine codes (else None).
+        self.refine = _refined(index) if kind == KIND_IVFPQ else None
         self._row_of: dict[str, int] | None = None
         self.set_nprobe(nprobe)
+        self.set_k_factor(k_factor)
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def build(cls, vectors: np.ndarray, post_ids: list[str], flat_max: int = 200_000,
               nlist: int | None = None, nprobe: int = 16, use_gpu: UseGpu = "auto",
               seed: int = 0, memory_budget_mb: float | None = None,
-              pq_m: int | None = None) -> PostIndex:
+              pq_m: int | None = None, refine: str | None = "SQ8",
+              k_factor: int = DEFAULT_K_FACTOR) -> PostIndex:
         """Index ``vectors`` (one row per post, any array or memory map; normalised here,
         :data:`ADD_BATCH` rows at a time) under ``post_ids``.
 
         Exact ``IndexFlatIP`` when ``len(vectors) <= flat_max``, else ``IndexIVFFlat`` with
         ``nlist`` lists (default :func:`default_nlist`); ``IndexIVFPQ`` with ``pq_m`` bytes a
-        vector when that would exceed ``memory_budget_mb`` (see the module docstring).
+        vector when that would exceed ``memory_budget_mb``, wrapped in ``IndexRefine`` with
+        ``refine`` codes (re-ranking ``k_factor · k`` candidates) if those fit the budget too
+        (see the module docstring).
         ``use_gpu``: ``"auto"`` uses all GPUs FAISS sees, ``True`` requires them, ``False``
         stays on CPU.
         """
@@ -173,20 +226,32 @@ class PostIndex:
         gpu = _want_gpu(use_gpu)
         kind = KIND_FLAT if n <= flat_max else KIND_IVF
         pq_m = int(pq_m) if pq_m else default_pq_m(dim)
-        if (memory_budget_mb is not None
-                and index_bytes(n, dim, kind) > memory_budget_mb * 2**20):
+        _refine_bytes(refine)  # an unknown name is refused even when the index is flat
+        budget = None if memory_budget_mb is None else memory_budget_mb * 2**20
+        if budget is not None and index_bytes(n, dim, kind) > budget:
             kind = KIND_IVFPQ
             if dim % pq_m:
                 raise ValueError(f"pq_m={pq_m} must divide the dimension {dim}")
+            if refine and index_bytes(n, dim, kind, pq_m, refine) > budget:
+                log.warning("IVF-PQ with %s refine codes (%.0f MB) exceeds memory_budget_mb="
+                            "%g: searching PQ codes alone, recall will be low", refine,
+                            index_bytes(n, dim, kind, pq_m, refine) / 2**20, memory_budget_mb)
+                refine = None
         if kind == KIND_FLAT:
             cpu_index = faiss.IndexFlatIP(dim)
         else:
             nlist = default_nlist(n) if nlist is None else int(nlist)
             if not 1 <= nlist <= n:
                 raise ValueError(f"nlist={nlist} must be between 1 and the number of vectors {n}")
-            codes = "Flat" if kind == KIND_IVF else f"PQ{pq_m}x8"
+            codes = ("Flat" if kind == KIND_IVF else f"PQ{pq_m}x8"
+                     + (f",Refine({refine})" if refine else ""))
             cpu_index = faiss.index_factory(dim, f"IVF{nlist},{codes}",
                                             faiss.METRIC_INNER_PRODUCT)
+            if kind == KIND_IVFPQ:
+                # The factory turns on polysemous training (Hamming-distance filtering, which
+                # searches here never use); it is most of the training time.
+                faiss.downcast_index(faiss.extract_index_ivf(cpu_index)).do_polysemous_training \
+                    = False
             cls._train(cpu_index, vectors, nlist, gpu, seed,
                        pq_points=256 * TRAIN_POINTS_PER_LIST if kind == KIND_IVFPQ else 0)
         index = _to_gpu(cpu_index) if gpu else cpu_index
@@ -194,7 +259,7 @@ class PostIndex:
             what = "vectors" if start == 0 else f"vectors (from row {start})"
             index.add(_normalised(vectors[start:start + ADD_BATCH], dim, what))
         return cls(index, post_ids, kind=kind, nlist=nlist if kind in IVF_KINDS else None,
-                   nprobe=nprobe, on_gpu=gpu)
+                   nprobe=nprobe, on_gpu=gpu, k_factor=k_factor)
 
     @staticmethod
     def _train(index: faiss.Index, vectors: np.ndarray, nlist: int, gpu: bool, seed: int,
@@ -229,6 +294,8 @@ class PostIndex:
     def __repr__(self) -> str:
         where = "gpu" if self.on_gpu else "cpu"
         extra = f", nlist={self.nlist}, nprobe={self.nprobe}" if self.kind in IVF_KINDS else ""
+        if self.refine is not None:
+            extra += f", refine k_factor={self.k_factor}"
         return f"PostIndex({self.kind}, n={self.ntotal}, dim={self.dim}{extra}, {where})"
 
     def set_nprobe(self, nprobe: int) -> None:
@@ -237,10 +304,18 @@ class PostIndex:
         if self.kind not in IVF_KINDS:
             return
         if self.on_gpu:
+            ivf = self.index if self.refine is None else self.refine.base_index
             faiss.GpuParameterSpace().set_index_parameter(
-                self.index, "nprobe", min(self.nprobe, self.nlist, GPU_MAX_K))
+                ivf, "nprobe", min(self.nprobe, self.nlist, GPU_MAX_K))
         else:
             faiss.extract_index_ivf(self.index).nprobe = min(self.nprobe, self.nlist)
+
+    def set_k_factor(self, k_factor: int) -> None:
+        """How many PQ candidates per result a refine index re-ranks (``k_factor · k``;
+        ignored by other indexes). Set beside :meth:`set_nprobe`: recall needs both."""
+        self.k_factor = max(1, int(k_factor))
+        if self.refine is not None:
+            self.refine.k_factor = float(self.k_factor)
 
     def rows_of(self, post_ids: list[str]) -> np.ndarray:
         """Row numbers of ``post_ids`` (e.g. a community's posts, as a ``subset``)."""
@@ -282,9 +357,11 @@ class PostIndex:
         return scores, ids, rows
 
     def _faiss_search(self, q: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
-        if self.on_gpu and k > GPU_MAX_K:
-            raise ValueError(f"k={k} exceeds the FAISS GPU limit of {GPU_MAX_K}; search with "
-                             "a smaller k or load the index on CPU (use_gpu=false)")
+        fetched = k * self.k_factor if self.refine is not None else k
+        if self.on_gpu and fetched > GPU_MAX_K:
+            raise ValueError(f"k={k} (× k_factor {self.k_factor} PQ candidates) exceeds the "
+                             f"FAISS GPU limit of {GPU_MAX_K}; search with a smaller k or "
+                             "k_factor or load the index on CPU (use_gpu=false)")
         if params is None:
             return self.index.search(q, k)
         return self.index.search(q, k, params=params)
@@ -318,15 +395,25 @@ class PostIndex:
         if self.kind not in IVF_KINDS:
             return self._faiss_search(q, k, faiss.SearchParameters(sel=selector))
         nprobe, nlist = min(self.nprobe, self.nlist), self.nlist
-        scores, rows = self._faiss_search(
-            q, k, faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
+        scores, rows = self._faiss_search(q, k, self._ivf_params(selector, nprobe))
         short = np.flatnonzero((rows < 0).any(axis=1))
         while short.size and nprobe < nlist:
             nprobe = min(nlist, nprobe * 4)
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            params = self._ivf_params(selector, nprobe)
             scores[short], rows[short] = self._faiss_search(q[short], k, params)
             short = short[(rows[short] < 0).any(axis=1)]
         return scores, rows
+
+    def _ivf_params(self, selector: faiss.IDSelector, nprobe: int) -> faiss.SearchParameters:
+        """Search parameters of an IVF index; a refine index takes its own, holding the IVF
+        ones (FAISS refuses IVF parameters given to ``IndexRefine`` directly)."""
+        ivf = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        if self.refine is None:
+            return ivf
+        params = faiss.IndexRefineSearchParameters(k_factor=float(self.k_factor),
+                                                   base_index_params=ivf)
+        params.referenced = ivf  # keep the IVF parameters alive as long as these
+        return params
 
     def _search_filtered(self, q: np.ndarray, k: int, subset: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -344,12 +431,20 @@ class PostIndex:
     # ---------------------------------------------------------------- persistence
     def to_cpu(self) -> faiss.Index:
         """A CPU copy of the index (the index itself when already on CPU)."""
-        return faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
+        if not self.on_gpu:
+            return self.index
+        if self.refine is None:
+            return faiss.index_gpu_to_cpu(self.index)
+        cpu = faiss.IndexRefine(faiss.index_gpu_to_cpu(self.refine.base_index),
+                                self.refine.refine_index)
+        cpu.k_factor = float(self.k_factor)
+        return cpu
 
     def metadata(self) -> dict:
-        """What :meth:`load` needs beside the FAISS file: post ids, kind, nprobe, dimension."""
+        """What :meth:`load` needs beside the FAISS file: post ids, kind, nprobe, k_factor,
+        dimension."""
         return {"post_ids": self.post_ids, "kind": self.kind, "nprobe": self.nprobe,
-                "dim": self.dim, "metric": "inner_product"}
+                "k_factor": self.k_factor, "dim": self.dim, "metric": "inner_product"}
 
     def write_index(self, path: str | Path) -> None:
         """``faiss.write_index`` of a CPU copy of the index (a GPU index is copied back)."""
@@ -369,7 +464,8 @@ class PostIndex:
         if gpu:
             index = _to_gpu(index)
         return cls(index, meta["post_ids"], kind=meta["kind"], nlist=nlist,
-                   nprobe=meta["nprobe"], on_gpu=gpu)
+                   nprobe=meta["nprobe"], on_gpu=gpu,
+                   k_factor=meta.get("k_factor", DEFAULT_K_FACTOR))
 
 
 def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
