@@ -8,7 +8,8 @@ from tar shards (goals: peak RSS at 32k within 1.2× of 2k; time per post flat w
 Each size runs in two fresh processes, so that no size inherits another's memory:
 
 1. **prepare**: generate the synthetic corpus (``SyntheticSource``, ``--image-size`` px JPEGs)
-   and write it as tar shards (:func:`mmembed.data.shards.write_shards`, 64 MB shards).
+   and write it as tar shards (:func:`mmembed.data.shards.write_shards`, at most ``--shard-posts`` posts and 64 MB a
+   shard: the features phase holds one shard's features at a time, so the cap is what bounds it).
 2. **pipeline**, from the shards as ``train.py data=shards`` runs it: ``load`` (the posts'
    metadata, split, engagement), ``features`` (frozen-tower features written per shard and
    merged, memory-mapped: :mod:`mmembed.models.feature_shards`), ``train`` (``Trainer.fit``,
@@ -45,6 +46,8 @@ from pathlib import Path
 
 PHASES = ("load", "features", "train", "build")
 GOAL_RSS, GOAL_TIME = 1.2, 1.5
+#: Posts per shard at most (``--shard-posts``).
+SHARD_POSTS = 2000
 
 
 def cpu_seconds() -> float:
@@ -100,7 +103,7 @@ def timed(phases: dict, name: str):
                     "anon_mb": ANON.take() if ANON is not None else float("nan")}
 
 
-def prepare(n: int, workdir: Path, image_size: int) -> dict:
+def prepare(n: int, workdir: Path, image_size: int, shard_posts: int = SHARD_POSTS) -> dict:
     from mmembed.data.shards import write_shards
     from mmembed.data.sources.synthetic import SyntheticSource
 
@@ -109,7 +112,7 @@ def prepare(n: int, workdir: Path, image_size: int) -> dict:
         corpus = SyntheticSource(num_posts=n, image_size=image_size, seed=0,
                                  cache_dir=workdir / "synthetic", shoot_size=8).load()
     with timed(phases, "shards"):
-        write_shards(corpus, workdir / "shards", maxsize=64_000_000)
+        write_shards(corpus, workdir / "shards", maxsize=64_000_000, maxcount=shard_posts)
     return phases
 
 
@@ -120,7 +123,7 @@ def overrides(workdir: Path, image_size: int, epochs: int, batch_size: int) -> l
         "model/text_tower=bag_of_words", f"datamodule.image_size={image_size}",
         f"datamodule.batch_size={batch_size}", "datamodule.num_workers=0",
         f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}",
-        "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
         "callbacks.early_stopping=null", "callbacks.best_checkpoint=null", "cluster.k=6",
         "logger=none", "print_config=false", f"paths.output_dir={workdir / 'run'}",
         f"paths.cache_dir={workdir / 'cache'}", f"paths.index_dir={workdir / 'index'}",
