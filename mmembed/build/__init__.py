@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mmembed.build.calibrate import calibrate
-from mmembed.build.embed import Embeddings, embed_posts
+from mmembed.build.embed import Embeddings, Rows, embed_posts
 from mmembed.build.metrics import measure
 from mmembed.bundle import Bundle, BundleContents
 from mmembed.communities.cluster import Cluster
@@ -136,7 +136,8 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
 
     progress.phase("building the search index and calibrating")
     post_ids = [p.post_id for p in posts]
-    index = PostIndex.build(emb.z_image[fitted], [post_ids[i] for i in fitted],
+    index = PostIndex.build(Rows(emb.z_image.__getitem__, fitted, emb.z_image.shape[1]),
+                            [post_ids[i] for i in fitted],
                             flat_max=search.flat_max, nlist=search.nlist, nprobe=search.nprobe,
                             use_gpu=search.use_gpu, memory_budget_mb=search.memory_budget_mb,
                             pq_m=search.pq_m)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mmembed.build.embed import Embeddings
+from mmembed.build.embed import Embeddings, Rows
 from mmembed.ranking.calibration import expected_calibration_error, fit_temperature, temper
 from mmembed.ranking.density import bandwidth
 from mmembed.ranking.trust import NearestL2, Novelty, TrustSettings
@@ -84,23 +84,24 @@ def calibrate(clusterer, emb: Embeddings, labels: np.ndarray, split: np.ndarray,
             temper(log_q_test, temperature), labels[test])
 
     k = int(settings.lift_neighbours)
-    h = _lift_bandwidth(index, emb.z_image[fitted], k, seed)
+    h = _lift_bandwidth(index, Rows(emb.z_image.__getitem__, fitted, emb.z_image.shape[1]), k,
+                        seed)
 
     train_rows = np.flatnonzero(train)
-    features = PostIndex.build(emb.features[train_rows], [post_ids[i] for i in train_rows],
-                               use_gpu=False)
+    features = PostIndex.build(emb.feature_rows(train_rows),
+                               [post_ids[i] for i in train_rows], use_gpu=False)
     rng = np.random.default_rng(seed)
     held = _sample(np.flatnonzero(val & ~train), NOVELTY_SAMPLE, rng)
     # Frozen tower features owe nothing to training, so each training post's distance to the
     # nearest *other* training post is a held-out distance too: thousands of them give a
     # stable quantile. The latent was trained on those posts, so only held-out posts count.
     loo_rows = _sample(train_rows, NOVELTY_SAMPLE, rng)
-    loo = 1.0 - _nearest_other(features, emb.features[loo_rows],
+    loo = 1.0 - _nearest_other(features, emb.feature_rows(loo_rows)[:],
                                np.searchsorted(train_rows, loo_rows))
     if held.size:
         latent_d = NearestL2(emb.latent_image[train]).distance(emb.latent_image[held])
         feature_d = np.concatenate(
-            [1.0 - features.search(emb.features[held], 1)[0][:, 0].astype(np.float64), loo])
+            [1.0 - features.search(emb.feature_rows(held)[:], 1)[0][:, 0].astype(np.float64), loo])
     else:  # leave one out among the training posts (optimistic in the latent)
         sub = emb.latent_image[loo_rows]
         latent_d = np.sort(np.linalg.norm(sub[:, None] - sub[None], axis=-1), axis=1)[:, 1]

@@ -8,6 +8,7 @@ the same code as a new photo's in ``rank.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,28 @@ from mmembed.models.features import tower_features
 from mmembed.models.predict import predict
 from mmembed.progress import QUIET, Progress
 
-__all__ = ["Embeddings", "embed_posts"]
+__all__ = ["Embeddings", "Rows", "embed_posts"]
+
+
+class Rows:
+    """Rows ``rows`` of a matrix of width ``dim``, read only when sliced (``read(index)`` gives
+    those rows as an array): what :meth:`mmembed.search.index.PostIndex.build` indexes a block
+    at a time, without a copy of every row first."""
+
+    ndim = 2
+
+    def __init__(self, read: Callable[[np.ndarray], np.ndarray], rows, dim: int):
+        self.read, self.rows = read, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), int(dim))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.read(self.rows[key]), dtype=np.float32)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
 
 
 @dataclass
@@ -32,6 +54,13 @@ class Embeddings:
     fused: np.ndarray | None     # [N, F] fused input of the autoencoder (DEC refines on
     #                              it; None unless embed_posts(fused=True))
     features: np.ndarray         # [N, C] the image tower's content features
+    #: reads rows of ``features`` (from the feature files, for a sharded corpus)
+    read_features: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def feature_rows(self, rows) -> Rows:
+        """Rows ``rows`` of ``features``, read when sliced (:class:`Rows`)."""
+        read = self.read_features or (lambda index: self.features[index])
+        return Rows(read, rows, self.features.shape[1])
 
 
 class _Features(Dataset):
@@ -67,9 +96,14 @@ def embed_posts(model, datamodule, cache_dir: str | None = None, batch_size: int
     keys = ("z_image", "latent", "latent_image", "engagement") + (("fused",) if fused else ())
     out = predict(model, progress.track(loader, len(loader), "embedding posts"), keys=keys)
     latent = out["latent"] if "latent" in out else out["latent_image"]
+    content, read_features = model.content_dim, None
+    if hasattr(feats, "rows"):  # read from the files, the memory map left untouched
+        def read_features(index: np.ndarray) -> np.ndarray:
+            return feats.rows("image", index)[:, :content].numpy()
     fused_rows = (out["fused"] if "fused" in out else out["z_image"]).numpy() if fused else None
     return Embeddings(
         z_image=out["z_image"].numpy(), latent=latent.numpy(),
         latent_image=out["latent_image"].numpy(), engagement_pred=out["engagement"].numpy(),
         fused=fused_rows,
-        features=feats["image"][:, :model.content_dim].numpy())
+        features=feats["image"][:, :model.content_dim].numpy(),
+        read_features=read_features)
