@@ -8,7 +8,9 @@ from tar shards (goals: peak RSS at 32k within 1.2× of 2k; time per post flat w
 Each size runs in two fresh processes, so that no size inherits another's memory:
 
 1. **prepare**: generate the synthetic corpus (``SyntheticSource``, ``--image-size`` px JPEGs)
-   and write it as tar shards (:func:`mmembed.data.shards.write_shards`, 64 MB shards).
+   and write it as tar shards (:func:`mmembed.data.shards.write_shards`, at most
+   ``--shard-posts`` posts and 64 MB a shard: the features phase holds one shard's features at
+   a time, so the cap is what bounds it).
 2. **pipeline**, from the shards as ``train.py data=shards`` runs it: ``load`` (the posts'
    metadata, split, engagement), ``features`` (frozen-tower features written per shard and
    merged, memory-mapped: :mod:`mmembed.models.feature_shards`), ``train`` (``Trainer.fit``,
@@ -45,6 +47,8 @@ from pathlib import Path
 
 PHASES = ("load", "features", "train", "build")
 GOAL_RSS, GOAL_TIME = 1.2, 1.5
+#: Posts per shard at most (``--shard-posts``).
+SHARD_POSTS = 2000
 
 
 def cpu_seconds() -> float:
@@ -89,6 +93,27 @@ class AnonPeak:
 ANON: AnonPeak | None = None
 
 
+class PhaseClock:
+    """A :class:`mmembed.progress.Progress` that records the CPU seconds and the peak
+    anonymous RSS of each phase the build announces (embedding, clustering, ..., writing)."""
+
+    def __init__(self):
+        self.phases: dict[str, dict[str, float]] = {}
+        self._name, self._cpu = None, cpu_seconds()
+
+    def track(self, iterable, total=None, description=""):
+        return iterable
+
+    def phase(self, description):
+        now = cpu_seconds()
+        if self._name is not None:
+            anon = ANON.take() if ANON is not None else float("nan")
+            self.phases[self._name] = {"cpu": now - self._cpu, "anon_mb": anon}
+        elif ANON is not None:
+            ANON.take()
+        self._name, self._cpu = description, now
+
+
 @contextmanager
 def timed(phases: dict, name: str):
     wall, cpu = time.perf_counter(), cpu_seconds()
@@ -100,7 +125,7 @@ def timed(phases: dict, name: str):
                     "anon_mb": ANON.take() if ANON is not None else float("nan")}
 
 
-def prepare(n: int, workdir: Path, image_size: int) -> dict:
+def prepare(n: int, workdir: Path, image_size: int, shard_posts: int = SHARD_POSTS) -> dict:
     from mmembed.data.shards import write_shards
     from mmembed.data.sources.synthetic import SyntheticSource
 
@@ -109,7 +134,7 @@ def prepare(n: int, workdir: Path, image_size: int) -> dict:
         corpus = SyntheticSource(num_posts=n, image_size=image_size, seed=0,
                                  cache_dir=workdir / "synthetic", shoot_size=8).load()
     with timed(phases, "shards"):
-        write_shards(corpus, workdir / "shards", maxsize=64_000_000)
+        write_shards(corpus, workdir / "shards", maxsize=64_000_000, maxcount=shard_posts)
     return phases
 
 
@@ -120,7 +145,7 @@ def overrides(workdir: Path, image_size: int, epochs: int, batch_size: int) -> l
         "model/text_tower=bag_of_words", f"datamodule.image_size={image_size}",
         f"datamodule.batch_size={batch_size}", "datamodule.num_workers=0",
         f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}",
-        "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
         "callbacks.early_stopping=null", "callbacks.best_checkpoint=null", "cluster.k=6",
         "logger=none", "print_config=false", f"paths.output_dir={workdir / 'run'}",
         f"paths.cache_dir={workdir / 'cache'}", f"paths.index_dir={workdir / 'index'}",
@@ -155,13 +180,18 @@ def pipeline(workdir: Path, image_size: int, epochs: int, batch_size: int) -> di
         tower_features(model, datamodule, cache_dir=cfg.model.feature_cache_dir)
     with timed(phases, "train"):
         fit(cfg, model, datamodule, False, Path(cfg.paths.output_dir), None)
+    clock = PhaseClock()
     with timed(phases, "build"):
         result = build_bundle(
             model, datamodule, instantiate(cfg.cluster), bundle_target(cfg),
             communities=OmegaConf.to_object(cfg.communities),
             search=OmegaConf.to_object(cfg.search), trust=OmegaConf.to_object(cfg.trust),
             config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed,
-            feature_cache_dir=cfg.model.feature_cache_dir)
+            feature_cache_dir=cfg.model.feature_cache_dir, progress=clock)
+    phases["_build_phases"] = clock.phases
+    # the clock took the anonymous peak phase by phase: the build's is the largest of them
+    phases["build"]["anon_mb"] = max([phases["build"]["anon_mb"]]
+                                     + [p["anon_mb"] for p in clock.phases.values()])
     phases["_posts"] = len(datamodule.posts)
     phases["_bundle_mb"] = sum(f.stat().st_size for f in result.path.rglob("*")
                                if f.is_file()) / 2**20
@@ -192,6 +222,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--shard-posts", type=int, default=SHARD_POSTS,
+                        help="posts per shard at most (default %(default)s)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep each size's files")
     parser.add_argument("--child", choices=("prepare", "pipeline"), help=argparse.SUPPRESS)
@@ -203,7 +235,8 @@ def main() -> None:
         global ANON
         ANON = AnonPeak()
         workdir = args.workdir
-        result = (prepare(args.n, workdir, args.image_size) if args.child == "prepare" else
+        result = (prepare(args.n, workdir, args.image_size, args.shard_posts)
+                  if args.child == "prepare" else
                   pipeline(workdir, args.image_size, args.epochs, args.batch_size))
         args.out.write_text(json.dumps(result))
         return
@@ -211,18 +244,19 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     root = args.workdir or Path(tempfile.mkdtemp(prefix="mmembed-scaling-"))
     common = ["--image-size", str(args.image_size), "--epochs", str(args.epochs),
-              "--batch-size", str(args.batch_size)]
+              "--batch-size", str(args.batch_size), "--shard-posts", str(args.shard_posts)]
     rows = []
     for n in sizes:
         workdir = root / f"n{n}"
         shutil.rmtree(workdir, ignore_errors=True)
+        load = os.getloadavg()[0]
         prep, prep_rss = run_child(["--child", "prepare", "--n", str(n),
                                     "--workdir", str(workdir), *common])
         shards_mb = dir_mb(workdir / "shards")
         shutil.rmtree(workdir / "synthetic", ignore_errors=True)  # the shards hold the posts
         pipe, pipe_rss = run_child(["--child", "pipeline", "--workdir", str(workdir), *common])
-        rows.append({"n": n, "prepare": prep, "prepare_rss": prep_rss, "pipeline": pipe,
-                     "pipeline_rss": pipe_rss, "shards_mb": shards_mb,
+        rows.append({"n": n, "load": load, "prepare": prep, "prepare_rss": prep_rss,
+                     "pipeline": pipe, "pipeline_rss": pipe_rss, "shards_mb": shards_mb,
                      "features_mb": dir_mb(workdir / "cache")})
         print(f"done {n} posts: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
         if not args.keep:
@@ -232,10 +266,12 @@ def main() -> None:
 
 def report(rows: list[dict], args) -> None:
     base = rows[0]
+    loads = ", ".join(f"{r['n']:,}: {r['load']:.1f}" for r in rows)
     print(f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`  ")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.image_size}px images, "
-          f"{args.epochs} epochs, batch {args.batch_size}\n")
+          f"{args.epochs} epochs, batch {args.batch_size}, at most {args.shard_posts} posts a "
+          f"shard; load average (1 min) as each size started: {loads}\n")
     cols = (["posts", "shards wall / CPU s"] + [f"{p} wall / CPU s" for p in PHASES]
             + ["wall µs/post", "CPU µs/post", "CPU/post × 1st", "peak RSS MB", "× 1st",
                "shards MB", "features MB", "bundle MB"])
@@ -265,12 +301,28 @@ def report(rows: list[dict], args) -> None:
                                               f"{pipe[p]['anon_mb']:.0f}" for p in PHASES)
               + f" | {anon:.0f} | {anon / anon0:.2f} | {r['prepare_rss']:.0f} | "
               f"{r['prepare']['generate']['wall']:.1f} |")
+    names = list(base["pipeline"]["_build_phases"])
+    print("\nThe build's own phases, CPU µs per post / peak anonymous RSS MB during the phase "
+          "(``PhaseClock``; the map's t-SNE is in \"drawing the pictures\", the thumbnails in "
+          "\"writing the bundle\"):\n")
+    print("| posts | " + " | ".join(names) + " |")
+    print("|" + "---|" * (len(names) + 1))
+    for r in rows:
+        build = r["pipeline"]["_build_phases"]
+        print(f"| {r['n']:,} | " + " | ".join(
+            f"{1e6 * build[b]['cpu'] / r['n']:.0f} / {build[b]['anon_mb']:.0f}" if b in build
+            else "–" for b in names) + " |")
     by_n = {r["n"]: r for r in rows}
     print()
     if 2000 in by_n and 32000 in by_n:
         ratio = by_n[32000]["pipeline_rss"] / by_n[2000]["pipeline_rss"]
         print(f"peak RSS 32k / 2k = {ratio:.2f} (goal ≤ {GOAL_RSS}): "
               f"{'met' if ratio <= GOAL_RSS else 'NOT met'}")
+        own = (by_n[32000]["pipeline"]["build"]["maxrss_mb"]
+               / by_n[2000]["pipeline"]["build"]["maxrss_mb"])
+        print(f"the pipeline's own peak RSS (ru_maxrss at the end of the build, before the "
+              f"interpreter exits) 32k / 2k = {own:.2f}: "
+              f"{'met' if own <= GOAL_RSS else 'NOT met'}")
     names = ", ".join(f"{r['n']:,}" for r in rows)
     for kind in ("cpu", "wall"):
         per_post = [sum(r["pipeline"][p][kind] for p in PHASES) / r["n"] for r in rows]
@@ -278,6 +330,14 @@ def report(rows: list[dict], args) -> None:
         print(f"{kind} time per post, max / min over {names} = {spread:.2f} "
               f"(goal ≤ {GOAL_TIME} from 2k to 128k): "
               f"{'met' if spread <= GOAL_TIME else 'NOT met'} over the sizes run")
+    from mmembed.report.maps import TSNE_MAX
+
+    pictures = "drawing the pictures"
+    per_post = [(sum(r["pipeline"][p]["cpu"] for p in PHASES)
+                 - r["pipeline"]["_build_phases"].get(pictures, {}).get("cpu", 0.0)) / r["n"]
+                for r in rows]
+    print(f"cpu time per post without \"{pictures}\" (the map: t-SNE up to "
+          f"{TSNE_MAX:,} posts, a fixed cost), max / min = {max(per_post) / min(per_post):.2f}")
 
 
 if __name__ == "__main__":

@@ -64,3 +64,12 @@ def test_writer_resumes_and_ranks_split_the_shards(datamodule, model, tmp_path):
     assert (folder / "shard-000003.safetensors").read_bytes() == before
     merge_features(folder, 6, 26)
     assert open_features(folder)["image"].shape == (26, 16)
+
+
+def test_rows_read_from_the_files_equal_the_mapped_rows(datamodule, model, tmp_path):
+    feats = shard_features(model, datamodule, tmp_path / "cache")
+    for index in ([3, 4, 5, 6], [25, 0, 7, 7, 1, 24], [], list(range(26))):
+        torch.testing.assert_close(feats.rows("image", torch.tensor(index, dtype=torch.long)),
+                                   feats["image"][torch.tensor(index, dtype=torch.long)])
+    with pytest.raises(IndexError):
+        feats.rows("image", [26])

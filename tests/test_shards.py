@@ -1,6 +1,8 @@
 """Tar shards: writer → reader round trip, per-rank/worker splits, training from shards."""
 
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,32 @@ def test_round_trip_keeps_counts_captions_and_image_bytes(corpus, shards):
     # the folder itself names every shard, and a subset of shards loads its posts only
     assert len(ShardSource(urls=str(folder)).load().posts) == 30
     assert len(ShardSource(urls=[str(folder / "shard-000004.tar")]).load().posts) == 2
+
+
+def test_member_bytes_reads_every_member_and_sees_a_rewritten_shard(corpus, shards, tmp_path):
+    loaded = ShardSource(urls=str(shards.folder)).load()
+    originals = [p for p in corpus.posts if p.post_id not in ("bad", "gone")]
+    assert [member_bytes(p.image_path) for p in loaded.posts] == [
+        Path(p.image_path).read_bytes() for p in originals]
+    first = loaded.posts[0].image_path
+    assert member_bytes(first.rpartition("#")[0] + "#999999999") is None
+    # a tar written by tarfile itself (GNU format, long names) is read as well
+    tar_path = tmp_path / "other.tar"
+    long = "k" * 120
+    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in ((f"{long}.jpg", b"long"), ("000000001.png", b"short")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert member_bytes(f"{tar_path}#000000001") == b"short"
+    # the same shard name written again with other posts is read again, not from memory
+    shard = Path(first.rpartition("#")[0])
+    size = shard.stat().st_size
+    for other in sorted(shards.folder.glob("shard-*.tar"), reverse=True):
+        if other.stat().st_size != size:
+            other.replace(shard)
+            break
+    assert member_bytes(first) != Path(originals[0].image_path).read_bytes()
 
 
 def test_metadata_read_from_the_tar_when_the_sidecar_is_gone(shards):

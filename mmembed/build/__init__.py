@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mmembed.build.calibrate import calibrate
-from mmembed.build.embed import Embeddings, embed_posts
+from mmembed.build.embed import Embeddings, Rows, embed_posts
 from mmembed.build.metrics import measure
 from mmembed.bundle import Bundle, BundleContents
 from mmembed.communities.cluster import Cluster
@@ -58,6 +58,23 @@ def typical(latent: np.ndarray, idx: np.ndarray, n: int) -> list[int]:
     return [int(i) for i in idx[np.argsort(d)[:n]]]
 
 
+class _PostRows:
+    """The bundle's post rows, made one at a time as ``posts.jsonl`` is written (a list of
+    them would hold every post's metadata a second time)."""
+
+    def __init__(self, posts, engagement, predicted, labels, split):
+        self.posts, self.engagement, self.predicted = posts, engagement, predicted
+        self.labels, self.split = labels, split
+
+    def __iter__(self):
+        for i, p in enumerate(self.posts):
+            row = p.to_dict()
+            row.update(engagement=float(self.engagement[i]),
+                       engagement_pred=float(self.predicted[i]), cluster=int(self.labels[i]),
+                       split=str(self.split[i]))
+            yield row
+
+
 def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                  communities: CommunitySettings | None = None,
                  search: SearchSettings | None = None, trust: TrustSettings | None = None,
@@ -80,7 +97,8 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     search = search or SearchSettings()
     trust = trust or TrustSettings()
     progress.phase("embedding the posts")
-    emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress)
+    emb = embed_posts(model, datamodule, cache_dir=feature_cache_dir, progress=progress,
+                      fused=refine is not None)
     posts, split = datamodule.posts, np.asarray(datamodule.split)
     fitted = np.flatnonzero(split != "test")
     if fitted.size < 2:
@@ -118,7 +136,8 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
 
     progress.phase("building the search index and calibrating")
     post_ids = [p.post_id for p in posts]
-    index = PostIndex.build(emb.z_image[fitted], [post_ids[i] for i in fitted],
+    index = PostIndex.build(Rows(emb.z_image.__getitem__, fitted, emb.z_image.shape[1]),
+                            [post_ids[i] for i in fitted],
                             flat_max=search.flat_max, nlist=search.nlist, nprobe=search.nprobe,
                             use_gpu=search.use_gpu, memory_budget_mb=search.memory_budget_mb,
                             pq_m=search.pq_m, refine=search.refine, k_factor=search.k_factor)
@@ -131,12 +150,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                         engagement_mean=(float(engagement[fitted][fit_labels == c].mean())
                                          if sizes[c] else None))
                 for c in range(k)]
-    rows = []
-    for i, p in enumerate(posts):
-        row = p.to_dict()
-        row.update(engagement=float(engagement[i]), engagement_pred=float(emb.engagement_pred[i]),
-                   cluster=int(labels[i]), split=str(split[i]))
-        rows.append(row)
+    rows = _PostRows(posts, engagement, emb.engagement_pred, labels, split)
     row_of = {p.post_id: i for i, p in enumerate(posts)}
     thumbs = {name: [posts[i].image_path for i in typical(
         emb.latent, np.array([row_of[m] for m in c.members], dtype=int), 4)]

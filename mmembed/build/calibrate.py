@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mmembed.build.embed import Embeddings
+from mmembed.build.embed import Embeddings, Rows
 from mmembed.ranking.calibration import expected_calibration_error, fit_temperature, temper
 from mmembed.ranking.density import bandwidth
 from mmembed.ranking.trust import NearestL2, Novelty, TrustSettings
@@ -36,6 +36,13 @@ __all__ = ["TrustSettings", "calibrate"]
 
 #: Posts sampled to set the lift's bandwidth (its median needs no more).
 BANDWIDTH_SAMPLE = 2000
+#: Posts sampled, of the held-out and of the training posts each, for the novelty quantiles.
+NOVELTY_SAMPLE = 5000
+
+
+def _sample(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``rows`` when there are at most ``size``, else a sorted sample of ``size`` of them."""
+    return rows if rows.size <= size else np.sort(rng.choice(rows, size=size, replace=False))
 
 
 def _lift_bandwidth(index: PostIndex, z_image: np.ndarray, k: int, seed: int) -> float:
@@ -45,6 +52,13 @@ def _lift_bandwidth(index: PostIndex, z_image: np.ndarray, k: int, seed: int) ->
     scores, _, found = index.search(z_image[rows], k + 1)
     others = np.stack([s[f != r][:k] for s, f, r in zip(scores, found, rows)])
     return bandwidth(others, min(k, others.shape[1]))
+
+
+def _nearest_other(index: PostIndex, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Each query's best score in ``index`` among the rows other than its own ``rows[i]``."""
+    scores, _, found = index.search(queries, 2)
+    other = np.where(found[:, 0] == rows, scores[:, 1], scores[:, 0])
+    return other.astype(np.float64)
 
 
 def calibrate(clusterer, emb: Embeddings, labels: np.ndarray, split: np.ndarray,
@@ -70,23 +84,27 @@ def calibrate(clusterer, emb: Embeddings, labels: np.ndarray, split: np.ndarray,
             temper(log_q_test, temperature), labels[test])
 
     k = int(settings.lift_neighbours)
-    h = _lift_bandwidth(index, emb.z_image[fitted], k, seed)
+    h = _lift_bandwidth(index, Rows(emb.z_image.__getitem__, fitted, emb.z_image.shape[1]), k,
+                        seed)
 
     train_rows = np.flatnonzero(train)
-    features = PostIndex.build(emb.features[train_rows], [post_ids[i] for i in train_rows],
-                               use_gpu=False)
-    held = np.flatnonzero(val & ~train)
+    features = PostIndex.build(emb.feature_rows(train_rows),
+                               [post_ids[i] for i in train_rows], use_gpu=False)
+    rng = np.random.default_rng(seed)
+    held = _sample(np.flatnonzero(val & ~train), NOVELTY_SAMPLE, rng)
     # Frozen tower features owe nothing to training, so each training post's distance to the
     # nearest *other* training post is a held-out distance too: thousands of them give a
     # stable quantile. The latent was trained on those posts, so only held-out posts count.
-    loo = 1.0 - features.search(emb.features[train_rows], 2)[0][:, 1].astype(np.float64)
+    loo_rows = _sample(train_rows, NOVELTY_SAMPLE, rng)
+    loo = 1.0 - _nearest_other(features, emb.feature_rows(loo_rows)[:],
+                               np.searchsorted(train_rows, loo_rows))
     if held.size:
         latent_d = NearestL2(emb.latent_image[train]).distance(emb.latent_image[held])
         feature_d = np.concatenate(
-            [1.0 - features.search(emb.features[held], 1)[0][:, 0].astype(np.float64), loo])
+            [1.0 - features.search(emb.feature_rows(held)[:], 1)[0][:, 0].astype(np.float64), loo])
     else:  # leave one out among the training posts (optimistic in the latent)
-        latent_d = np.sort(np.linalg.norm(emb.latent_image[train, None] - emb.latent_image[
-            None, train], axis=-1), axis=1)[:, 1]
+        sub = emb.latent_image[loo_rows]
+        latent_d = np.sort(np.linalg.norm(sub[:, None] - sub[None], axis=-1), axis=1)[:, 1]
         feature_d = loo
     novelty = Novelty.from_held_out(latent_d, feature_d, settings.novelty_quantile,
                                     latent_margin=settings.latent_margin)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,7 +57,8 @@ class BundleContents:
     """What a build hands to :meth:`Bundle.save`.
 
     ``posts``: one JSON-able row per post (the Post fields plus ``engagement``,
-    ``engagement_pred``, ``cluster`` and ``split``); ``latents``: name → ``[N, ...]`` array in
+    ``engagement_pred``, ``cluster`` and ``split``), any iterable (written a row at a time, so
+    it can make each row as it is asked for); ``latents``: name → ``[N, ...]`` array in
     the posts' order; ``pictures``: file name under ``pictures/`` → writer ``fn(path)``.
     """
 
@@ -65,7 +66,7 @@ class BundleContents:
     clusterer: Any
     clusters: list[Cluster]
     communities: dict[str, Community]
-    posts: list[dict[str, Any]]
+    posts: Iterable[dict[str, Any]]
     latents: dict[str, np.ndarray]
     index: PostIndex
     pictures: dict[str, Callable[[Path], None]] = dataclasses.field(default_factory=dict)
@@ -294,7 +295,7 @@ class Bundle:
             cls.CLUSTER_STATE: lambda path: np.savez(path, **arrays),
             cls.CLUSTERS: dumps_json(clusters).encode(),
             cls.COMMUNITIES: dumps_json(communities).encode(),
-            cls.POSTS: "".join(json.dumps(r) + "\n" for r in contents.posts).encode(),
+            cls.POSTS: lambda path: _write_lines(path, contents.posts),
             cls.LATENTS: lambda path: np.savez(path, **contents.latents),
             cls.INDEX: contents.index.write_index,
             cls.INDEX_META: dumps_json(contents.index.metadata(), indent=None).encode(),
@@ -311,6 +312,13 @@ class Bundle:
         write_bundle(target, files, config=config, data_fingerprint=data_fingerprint,
                      metrics=metrics, extra=extra)
         return cls.load(target)
+
+
+def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """``rows`` as JSON lines, one row in memory at a time."""
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
 
 
 def read_bundle(folder: str | Path, verify: bool = True) -> Bundle:

@@ -13,6 +13,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
+import sklearn
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
@@ -24,6 +25,8 @@ from sklearn.metrics import (
 from mmembed.stats import total_variation
 
 SILHOUETTE_SAMPLE = 5000
+#: Memory (MB) of one block of pairwise distances in :func:`silhouette`.
+SILHOUETTE_BLOCK_MB = 32
 
 
 def _labels_array(labels: Any, n: int | None = None, name: str = "labels") -> np.ndarray:
@@ -62,7 +65,10 @@ def silhouette(latent: np.ndarray, labels: Any, *, seed: int = 0,
     n_labels = np.unique(y).size
     if n_labels < 2 or n_labels >= y.shape[0]:
         return math.nan
-    return float(silhouette_score(x, y, metric="euclidean"))
+    # scikit-learn computes the distances in blocks of up to `working_memory` MB (1 GB by
+    # default: the whole 5000 × 5000 matrix at once); smaller blocks give the same score
+    with sklearn.config_context(working_memory=SILHOUETTE_BLOCK_MB):
+        return float(silhouette_score(x, y, metric="euclidean"))
 
 
 def cluster_metrics(latent: np.ndarray, labels: Any, seed: int = 0,

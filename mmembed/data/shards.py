@@ -20,6 +20,7 @@ writer one at a time: it never holds more than one image.
 
 from __future__ import annotations
 
+import functools
 import json
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -230,16 +231,103 @@ def is_member(image_path: str) -> bool:
     return bool(sep) and url.endswith(".tar") and "/" not in key
 
 
+#: Shards whose member offsets :func:`member_bytes` keeps (one dict of key → offset per shard).
+OFFSET_CACHE_SHARDS = 32
+
+
+def _shard_version(url: str) -> tuple:
+    """What tells one write of a shard file from another: its size and modification time."""
+    fs, path = fsspec.core.url_to_fs(url)
+    info = fs.info(path)
+    return (info.get("size"), info.get("mtime", info.get("LastModified", info.get("ETag"))))
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """The ``key=value`` records of a pax extended header (``"<len> key=value\\n"`` each)."""
+    records, pos = {}, 0
+    while pos < len(data) and data[pos:pos + 1] != b"\0":
+        length = int(data[pos:data.index(b" ", pos)])
+        key, _, value = data[data.index(b" ", pos) + 1:pos + length - 1].partition(b"=")
+        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8",
+                                                                       "surrogateescape")
+        pos += length
+    return records
+
+
+def _header_number(field: bytes) -> int:
+    """A tar header's numeric field: octal digits, or base-256 when its top bit is set."""
+    if field[0] & 0x80:
+        raise ValueError("base-256 tar number")
+    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
+def _scan_headers(f) -> Iterator[tuple[str, int, int]]:
+    """``(name, data offset, size)`` of every regular member of an uncompressed tar, read
+    header by header with a seek over each member's data (pax headers applied). Raises
+    ``ValueError`` on a header it does not handle (GNU long names, sparse files, ...)."""
+    pos, pax = 0, {}
+    while True:
+        f.seek(pos)
+        buf = f.read(tarfile.BLOCKSIZE)
+        if len(buf) < tarfile.BLOCKSIZE or buf.count(0) == tarfile.BLOCKSIZE:
+            return
+        kind, size = buf[156:157], _header_number(buf[124:136])
+        data_at = pos + tarfile.BLOCKSIZE
+        pos = data_at + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+            records = _pax_records(f.read(size))
+            if kind == tarfile.XHDTYPE:
+                pax = records
+            continue
+        if kind not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
+                        tarfile.LNKTYPE):
+            raise ValueError(f"tar header type {kind!r}")
+        if "path" in pax:
+            name = pax["path"]
+        else:
+            name = buf[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            prefix = buf[345:500].split(b"\0", 1)[0] if buf[257:262] == b"ustar" else b""
+            if prefix:
+                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+        if "size" in pax:
+            size = int(pax["size"])
+            pos = data_at + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        if kind in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            yield name, data_at, size
+        pax = {}
+
+
+@functools.lru_cache(maxsize=OFFSET_CACHE_SHARDS)
+def _member_offsets(url: str, version: tuple) -> dict[str, tuple[int, int]]:
+    """``{key: (data offset, size)}`` of the image members of one shard: one scan of its tar
+    headers, seeking over the data (:mod:`tarfile` itself where the headers are unusual)."""
+    with fsspec.open(url, "rb") as f:
+        try:
+            members = list(_scan_headers(f))
+        except (ValueError, tarfile.TarError):
+            f.seek(0)
+            with tarfile.open(fileobj=f, mode="r:") as tar:
+                members = [(m.name, m.offset_data, m.size) for m in tar if m.isreg()]
+    offsets: dict[str, tuple[int, int]] = {}
+    for name, offset, size in members:
+        stem, _, ext = name.partition(".")
+        if ext != "json" and stem not in offsets:
+            offsets[stem] = (offset, size)
+    return offsets
+
+
 def member_bytes(image_path: str) -> bytes | None:
     """The bytes of the image ``SHARD_URL#KEY`` names, or ``None`` when the shard lacks it.
 
-    Reads the tar's headers and seeks over the other members' data, so one picture (a
-    cluster's medoid, a neighbour's thumbnail) costs a header scan, not a read of the shard.
+    The first picture asked of a shard scans its tar headers once (seeking over the members'
+    data) and keeps every member's offset (for the last :data:`OFFSET_CACHE_SHARDS` shards,
+    keyed by the file's size and modification time); each picture then costs one seek and one
+    read, whatever the shard's size.
     """
     url, _, key = str(image_path).rpartition("#")
-    with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-        for member in tar:
-            stem, _, ext = member.name.partition(".")
-            if stem == key and ext != "json" and member.isreg():
-                return tar.extractfile(member).read()
-    return None
+    where = _member_offsets(url, _shard_version(url)).get(key)
+    if where is None:
+        return None
+    with fsspec.open(url, "rb") as f:
+        f.seek(where[0])
+        return f.read(where[1])

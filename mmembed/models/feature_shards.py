@@ -12,8 +12,10 @@ in-memory feature tensor of :func:`mmembed.models.features.tower_features`:
   (:func:`mmembed.fileio.atomic_write`), so ranks never collide and a reader never sees half a
   file.
 - After a barrier, rank 0 gathers the shard files into one ``image.npy`` (and ``text.npy``)
-  of N rows, a shard at a time; every rank then opens them memory-mapped. Training reads the
-  rows of each batch from the page cache: no process holds the corpus's features.
+  of N rows, a shard at a time (the file mapped for that shard's rows only); every rank then
+  opens them (:class:`Features`). Training and the embedding pass read the rows of each batch
+  from the page cache with ``pread`` (:meth:`Features.rows`), not through the memory map, so no
+  process holds the corpus's features, not even as mapped file pages.
 
 The key covers the posts (the datamodule's fingerprint) and the towers' weights, as the
 single-file cache does.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -35,7 +38,8 @@ from mmembed.fileio import atomic_write
 from mmembed.models.predict import predict_batches
 from mmembed.progress import QUIET, Progress
 
-__all__ = ["feature_folder", "merge_features", "shard_features", "write_shard_features"]
+__all__ = ["Features", "feature_folder", "merge_features", "open_features", "shard_features",
+           "write_shard_features"]
 
 KEYS = ("image", "text")
 
@@ -97,37 +101,81 @@ def merge_features(folder: Path, num_shards: int, num_posts: int) -> None:
     meta_path = folder / "merged.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("posts") == num_posts:
         return
-    outs: dict[str, np.memmap] = {}
+    shapes: dict[str, tuple[int, int]] = {}
     tmps: dict[str, Path] = {}
     try:
         for s in range(num_shards):
             part = load_file(shard_file(folder, s))
             rows = part.pop("rows").numpy()
             for name, values in part.items():
-                if name not in outs:
+                if name not in tmps:
                     tmps[name] = folder / f".{name}.npy.tmp-{np.random.randint(1 << 30)}.npy"
-                    outs[name] = np.lib.format.open_memmap(
-                        tmps[name], mode="w+", dtype=np.float32,
-                        shape=(num_posts, values.shape[1]))
-                outs[name][rows] = values.numpy()
-        for name, out in outs.items():
-            out.flush()
-            del out
+                    shapes[name] = (num_posts, values.shape[1])
+                    np.lib.format.open_memmap(tmps[name], mode="w+", dtype=np.float32,
+                                              shape=shapes[name]).flush()
+                # mapped for this shard only: the pages written are not kept resident
+                out = np.load(tmps[name], mmap_mode="r+")
+                out[rows] = values.numpy()
+                out.flush()
+                del out
+            del part
+        for name in tmps:
             tmps[name].replace(folder / f"{name}.npy")
-        atomic_write(meta_path, json.dumps({"posts": num_posts, "keys": sorted(outs)}))
+        atomic_write(meta_path, json.dumps({"posts": num_posts, "keys": sorted(tmps)}))
     finally:
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)
 
 
-def open_features(folder: Path) -> dict[str, torch.Tensor]:
-    """The merged features, memory-mapped (copy-on-write: writable views, file untouched)."""
-    keys = json.loads((folder / "merged.json").read_text())["keys"]
-    return {k: torch.from_numpy(np.load(folder / f"{k}.npy", mmap_mode="c")) for k in keys}
+class Features(dict):
+    """The merged features by key (``image``, ``text``): memory-mapped tensors, copy-on-write
+    (writable views, file untouched), and :meth:`rows`, which reads rows from the files without
+    mapping them, so that a process reading every row (an epoch, the embedding pass) keeps
+    only what it asked for resident, not the whole file."""
+
+    def __init__(self, folder: Path, keys: list[str]):
+        super().__init__()
+        self._files: dict[str, tuple[Path, int, int]] = {}
+        for key in keys:
+            path = folder / f"{key}.npy"
+            array = np.load(path, mmap_mode="c")
+            self[key] = torch.from_numpy(array)
+            self._files[key] = (path, int(array.offset), int(array.shape[1]))
+
+    def rows(self, key: str, index) -> torch.Tensor:
+        """Rows ``index`` (ints, any order, repeats allowed) of feature ``key``, float32,
+        read with one ``pread`` per run of consecutive rows."""
+        path, offset, width = self._files[key]
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        out = np.empty((len(index), width), dtype=np.float32)
+        if len(index) == 0:
+            return torch.from_numpy(out)
+        order = np.argsort(index, kind="stable")
+        sorted_rows = index[order]
+        if sorted_rows[0] < 0 or sorted_rows[-1] >= len(self[key]):
+            raise IndexError(f"feature rows out of range 0..{len(self[key]) - 1}")
+        unique, first = np.unique(sorted_rows, return_index=True)
+        block = np.empty((len(unique), width), dtype=np.float32)
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        row_bytes = 4 * width
+        with open(path, "rb", buffering=0) as f:
+            for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(unique)]):
+                view = memoryview(block[start:stop]).cast("B")
+                got = os.preadv(f.fileno(), [view], offset + int(unique[start]) * row_bytes)
+                if got != view.nbytes:
+                    raise OSError(f"{path}: short read of feature rows")
+        out[order] = block[np.searchsorted(unique, sorted_rows)]
+        return torch.from_numpy(out)
+
+
+def open_features(folder: Path) -> Features:
+    """The merged features (:class:`Features`: memory-mapped tensors, and :meth:`~Features.rows`
+    to read rows without mapping the files)."""
+    return Features(folder, json.loads((folder / "merged.json").read_text())["keys"])
 
 
 def shard_features(model, datamodule, cache_dir: str | Path | None = None,
-                   progress: Progress = QUIET) -> dict[str, torch.Tensor]:
+                   progress: Progress = QUIET) -> Features:
     """Every post's tower features for a streaming datamodule (see the module docstring)."""
     folder = feature_folder(model, datamodule, cache_dir)
     rank, world_size = _rank()

@@ -283,8 +283,10 @@ class JointEmbedding(L.LightningModule):
             return img, (txt.to(self.device) if txt is not None else None)
         if self._cached:
             idx = batch["index"].cpu()
-            img = self._cached["image"][idx].to(self.device)
-            txt = self._cached["text"][idx].to(self.device) if "text" in self._cached else None
+            # features of a sharded corpus are read from their files, not through the map
+            rows = getattr(self._cached, "rows", lambda key, i: self._cached[key][i])
+            img = rows("image", idx).to(self.device)
+            txt = rows("text", idx).to(self.device) if "text" in self._cached else None
             return img, txt
         img = self.image_features(batch["image"].to(self.device))
         txt = (self.text_features({k: v.to(self.device) for k, v in batch["tokens"].items()})

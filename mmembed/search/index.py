@@ -50,7 +50,7 @@ KIND_IVF = "ivf"
 KIND_IVFPQ = "ivfpq"
 IVF_KINDS = (KIND_IVF, KIND_IVFPQ)
 #: Rows normalised and added to the index at a time.
-ADD_BATCH = 65_536
+ADD_BATCH = 4_096
 GPU_MAX_K = 2048  # FAISS GPU indexes refuse k (and nprobe) above this
 MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means is under-trained
 TRAIN_POINTS_PER_LIST = 64
