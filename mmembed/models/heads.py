@@ -102,7 +102,8 @@ class ContrastiveLatent(nn.Module):
     Nothing to learn and no bottleneck: a post sits where its photo and its caption agree in the
     space the contrastive loss shaped, and a caption-less photo (a zero text half) at its own
     ``z_image``, in the same space. On real data the compressed :class:`PostAutoencoder` latent
-    clustered worse than its own inputs (EVALUATION.md), this one better than frozen features.
+    clustered worse than its own frozen inputs; this one beats k-means on them on Open Clip Art
+    and is about level with it on Tux Paint (EVALUATION.md).
     ``text_weight`` (w) sets how much the caption moves a post. ``decode`` returns the latent
     itself, so a config using this head sets the reconstruction weight to 0.
     """
