@@ -110,5 +110,8 @@ def test_frozen_feature_kmeans_reference(bundle):
     assert set(ref["by_k"]) == {2, 3}
     for metrics in ref["by_k"].values():
         assert 0.0 <= metrics["nmi"] <= 1.0 and -1.0 <= metrics["ari"] <= 1.0
+        # its own training NMI and both chance levels, so the reference has a gap too
+        assert 0.0 <= metrics["nmi_train_chance"] < metrics["nmi_train"] <= 1.0
+        assert 0.0 <= metrics["nmi_chance"] <= 1.0
     # the same bundle, same seed: the same reference
     assert frozen_feature_kmeans(bundle, [3], seed=0)["by_k"][3] == ref["by_k"][3]

@@ -101,8 +101,26 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     assert "**not met** (met on 0 of 2 seeds)" in _row(text, "| the same gap in chance")
     concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
     assert "| 14, 5 | 0.535 ± 0.021 |" in concat
+    assert "(frozen-feature k-means" not in text  # these references have no training NMI
     assert "| 15, 15 | 0.700 ± 0.000 |" in _row(
         text, "| k-means on concatenated frozen image + text features (K = true categories)")
+
+
+def test_the_reference_shows_its_own_train_versus_held_out_gap(script, tmp_path):
+    out = tmp_path / "out"
+    ref = _ref(14, 15, concat=0.55)
+    ref["concat"]["by_k"]["14"].update(nmi_chance=0.30, nmi_train=0.60, nmi_train_chance=0.05)
+    _save(out, _record("tuxpaint", 0, {"joint_clip": _run(0.60, 0.35, k=14, nmi_train=0.62,
+                                                          image_nmi=0.57) | {
+        "nmi_chance": 0.3, "nmi_train_chance": 0.05}}, ref))
+    md = tmp_path / "EVALUATION.md"
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
+    text = md.read_text()
+    # reference: (0.60 - 0.05) / 0.95 - (0.55 - 0.30) / 0.70 = 0.222; the model's 0.171
+    assert "0.171 (frozen-feature k-means: 0.222): not met" in _row(
+        text, "| the same gap in chance-adjusted NMI")
+    concat = _row(text, "| k-means on concatenated frozen image + text features (joint_clip's K)")
+    assert "| 0.550 | 0.300 | 0.600 | 0.050 | 0.050 | 0.222 |" in concat
 
 
 def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, tmp_path):

@@ -136,6 +136,16 @@ def truth_metrics(labels: Any, truth_labels: Any) -> dict[str, float]:
     }
 
 
+def chance_nmi(labels: Any, truth_labels: Any, repeats: int = 100, seed: int = 0) -> float:
+    """The NMI chance alone reaches with these cluster sizes: ``labels`` shuffled across the
+    posts against ``truth_labels``, averaged over ``repeats`` shuffles. NMI is biased upward on
+    few posts, so a held-out NMI on 50 posts means little without it."""
+    y = _labels_array(labels)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([truth_metrics(rng.permutation(y), truth_labels)["nmi"]
+                          for _ in range(repeats)]))
+
+
 def _as_distribution(values: Any, name: str) -> np.ndarray:
     p = np.asarray(values, dtype=np.float64)
     if p.ndim != 1 or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mmembed.communities.metrics import truth_metrics
+from mmembed.communities.metrics import chance_nmi, truth_metrics
 from mmembed.data.photos import photo_loader
 from mmembed.models.predict import predict_batches
 from mmembed.ranking import divergence
@@ -321,7 +321,10 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
     (:class:`~mmembed.communities.clustering.KMeansClusterer`) once per ``k``, fitted like the
     bundle's own clusters on every post but the held-out ones, which are then assigned to their
     nearest centroid. Returns ``{"tower", "text_tower", "frozen", "held_out", "skipped",
-    "by_k": {k: {"nmi", "ari"}}}`` measured on the held-out posts against their planted topic.
+    "by_k": {k: {"nmi", "ari", "nmi_chance", "nmi_train", "nmi_train_chance"}}}``: NMI and ARI
+    of the held-out posts against their planted topic, and the NMI of the fitted posts' own
+    labels (so the reference has a train-versus-held-out gap too), each NMI with its chance
+    level (:func:`~mmembed.communities.metrics.chance_nmi`).
     """
     from mmembed.communities.clustering import KMeansClusterer
 
@@ -357,11 +360,16 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
     x = np.concatenate(parts).astype(np.float32)
     held = np.asarray([r.get("split") == "test" for r in kept])
     topics = [r["topic"] for r, h in zip(kept, held) if h]
+    train_topics = [r["topic"] for r, h in zip(kept, held) if not h]
     by_k = {}
     for k in ks:
         clusterer = KMeansClusterer(k=int(k), seed=seed).fit(x[~held])
         labels = clusterer.soft_assign(x[held]).argmax(axis=1)
-        by_k[int(k)] = truth_metrics(labels, topics)
+        by_k[int(k)] = {**truth_metrics(labels, topics),
+                        "nmi_chance": chance_nmi(labels, topics, seed=seed),
+                        "nmi_train": truth_metrics(clusterer.labels_, train_topics)["nmi"],
+                        "nmi_train_chance": chance_nmi(clusterer.labels_, train_topics,
+                                                       seed=seed)}
     model_cfg = ranker.bundle.config.get("model") or {}
     return {"tower": type(model.image_tower).__name__,
             "text_tower": type(model.text_tower).__name__ if use_text else None,
