@@ -643,8 +643,56 @@ def source_section(data: str, records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]]) -> None:
-    """EVALUATION.md from the per-source, per-seed records (see :func:`load_results`)."""
+K_CRITERIA_FILE = "k_criteria.json"
+K_CRITERIA = {"silhouette": "silhouette, K ≤ 40", "capped": "silhouette, K ≤ √(N/2) (the default)",
+              "bic": "BIC (diagonal GMM)", "stability": "stability", "gap": "gap statistic",
+              "floor": "silhouette, K ≥ √(N/2)"}
+
+
+def load_k_criteria(folders: list[Path]) -> list[dict[str, Any]]:
+    """The rows of ``scripts/k_criteria.py --json OUT/k_criteria.json`` in any of ``folders``."""
+    rows: list[dict[str, Any]] = []
+    for folder in folders:
+        file = folder / K_CRITERIA_FILE
+        if file.is_file():
+            rows += json.loads(file.read_text(encoding="utf-8"))
+    return rows
+
+
+def k_criteria_section(rows: list[dict[str, Any]]) -> list[str]:
+    """How each auto-K criterion does against the true number of categories."""
+    if not rows:
+        return []
+    names = [n for n in K_CRITERIA if all(n in r["picked"] for r in rows)]
+    k_max = max(max(map(int, r["curves"]["silhouette"])) for r in rows)
+    lines = ["## Choosing K", "",
+             "Each criterion's K on the joint_clip bundles' latents, k-means fitted on the "
+             f"training posts at every K from 3 to {k_max} (`python scripts/k_criteria.py "
+             f"BUNDLE … --k-max {k_max} --json OUT/{K_CRITERIA_FILE}`), with the held-out NMI "
+             "at that K in brackets; **bold** is within ±20% of the true number of categories. "
+             "The default (`cluster.k_range: [3, auto]`) is the best silhouette among K ≤ "
+             "round(√(N/2)) for N training posts.", "",
+             "| bundle | training posts | true K | " + " | ".join(K_CRITERIA[n] for n in names)
+             + " |", "|---|---:|---:|" + "---:|" * len(names)]
+    for r in rows:
+        cells = []
+        for n in names:
+            k, true = int(r["picked"][n]), int(r["true_k"])
+            text = f"{k} ({r['held_out_nmi'][n]:.3f})"
+            cells.append(f"**{text}**" if abs(k - true) <= 0.2 * true else text)
+        lines.append(f"| {r['bundle']} | {r['posts']:,} | {r['true_k']} | " + " | ".join(cells)
+                     + " |")
+    within = {n: sum(abs(int(r["picked"][n]) - int(r["true_k"])) <= 0.2 * int(r["true_k"])
+                     for r in rows) for n in names}
+    lines += ["", "Within ±20% of the truth: " + "; ".join(
+        f"{K_CRITERIA[n]} {within[n]} of {len(rows)}" for n in names) + ".", ""]
+    return lines
+
+
+def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]],
+                   k_rows: list[dict[str, Any]] | None = None) -> None:
+    """EVALUATION.md from the per-source, per-seed records (see :func:`load_results`) and the
+    auto-K criteria rows, if any (see :func:`load_k_criteria`)."""
     order = [d for d in DATA if d in by_data] + sorted(set(by_data) - set(DATA))
     overrides = {e: o for e, o in EXPERIMENTS.items()
                  if any(e in rec["experiments"] for recs in by_data.values() for rec in recs)}
@@ -711,6 +759,7 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]]) -> None
     lines += [*summary, ""]
     for data in order:
         lines += source_section(data, by_data[data])
+    lines += k_criteria_section(k_rows or [])
     lines += ["## Reproduce", "", "```",
               "python scripts/evaluation.py --data synthetic tuxpaint --seeds 0 1 2 "
               "--out outputs/evaluation",
@@ -718,6 +767,8 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]]) -> None
               "--out outputs/evaluation     # adds its section to the same EVALUATION.md",
               "python scripts/evaluation.py --render outputs/evaluation        "
               "# only rewrite the markdown",
+              "python scripts/k_criteria.py OUT/index/joint_clip-* --k-max 40 "
+              f"--json OUT/{K_CRITERIA_FILE}   # the Choosing K table, rendered with OUT",
               "python scripts/evaluation.py --render OUT_A OUT_B --fill-chance   "
               "# merge runs made in several folders (this file: 4 folders, runs side by side)",
               "```", "",
@@ -751,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         if args.fill_chance:
             print(f"added chance NMIs or reference gaps to {fill_chance(args.render)} runs")
-        write_markdown(args.md, load_results(args.render))
+        write_markdown(args.md, load_results(args.render), load_k_criteria(args.render))
         print(f"wrote {args.md} from {', '.join(map(str, args.render))}")
         return 0
 
@@ -793,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
             old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
             path.write_text(json.dumps(merge_record(old, rec), indent=1, default=str),
                             encoding="utf-8")
-            write_markdown(args.md, load_results([out]))
+            write_markdown(args.md, load_results([out]), load_k_criteria([out]))
             print(f"[{time.strftime('%H:%M:%S')}] {data} seed {seed} done in "
                   f"{wall_s / 60:.1f} min; wrote {path} and {args.md}", flush=True)
     for error in failed:

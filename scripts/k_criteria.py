@@ -13,7 +13,9 @@ criterion picks its K:
 - ``gap``: Tibshirani's gap statistic with 5 uniform reference sets in the PCA-aligned bounding
   box: the smallest K with gap(K) ≥ gap(K+1) − s(K+1);
 - ``floor``: the silhouette's K, but at least ``round(√(N / 2))`` clusters: the cost per cluster
-  with a floor tied to corpus size.
+  with a floor tied to corpus size;
+- ``capped``: the highest silhouette among K ≤ ``round(√(N / 2))`` (the default's auto-K,
+  ``k_range: [3, auto]``, see :func:`mmembed.communities.clustering.base.auto_k_max`).
 
 It prints, per bundle, the true number of topics, each criterion's K, and the held-out posts' NMI
 at that K (k-means on the fitted posts, held-out posts assigned to the nearest centroid), so a
@@ -39,9 +41,10 @@ from sklearn.mixture import GaussianMixture  # noqa: E402
 
 from mmembed.bundle import Bundle  # noqa: E402
 from mmembed.communities.clustering import KMeansClusterer  # noqa: E402
+from mmembed.communities.clustering.base import auto_k_max  # noqa: E402
 from mmembed.communities.metrics import truth_metrics  # noqa: E402
 
-CRITERIA = ("silhouette", "bic", "stability", "gap", "floor")
+CRITERIA = ("silhouette", "capped", "bic", "stability", "gap", "floor")
 
 
 def _dispersion(x: np.ndarray, labels: np.ndarray) -> float:
@@ -90,7 +93,8 @@ def choose(c: dict[str, dict[int, float]], n: int) -> dict[str, int]:
                   if c["gap"][k] >= c["gap"][k1] - c["gap_s"][k1]), ks[-1])
     sil = max(ks, key=lambda k: c["silhouette"][k])
     floor = max(ks[0], min(ks[-1], round(math.sqrt(n / 2))))
-    return {"silhouette": sil, "bic": min(ks, key=lambda k: c["bic"][k]),
+    capped = max((k for k in ks if k <= auto_k_max(n, ks[0])), key=lambda k: c["silhouette"][k])
+    return {"silhouette": sil, "capped": capped, "bic": min(ks, key=lambda k: c["bic"][k]),
             "stability": max(ks, key=lambda k: c["stability"][k]), "gap": gap_k,
             "floor": max(sil, floor)}
 

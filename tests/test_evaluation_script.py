@@ -229,3 +229,23 @@ def test_chance_nmi_shows_how_much_nmi_few_posts_give_for_nothing(script, monkey
     # perfect clusters on both sets have no gap, whatever chance gives each
     perfect = {"nmi": 1.0, "nmi_train": 1.0, "nmi_chance": 0.04, "nmi_train_chance": 0.004}
     assert script.metric(perfect, "nmi_gap_above_chance") == pytest.approx(0.0)
+
+
+def test_the_auto_k_criteria_table_marks_the_ks_near_the_truth(script, tmp_path):
+    out = tmp_path / "out"
+    _save(out, _record("tuxpaint", 0, {"joint_clip": _run(0.60, 0.35, k=14)},
+                       _ref(14, 15, concat=0.55)))
+    curves = {"silhouette": {str(k): 0.1 for k in range(3, 41)}}
+    rows = [{"bundle": "joint_clip-tuxpaint-s0", "posts": 380, "true_k": 15,
+             "picked": {"silhouette": 28, "capped": 13, "bic": 4, "stability": 3, "gap": 7,
+                        "floor": 28},
+             "held_out_nmi": {"silhouette": 0.65, "capped": 0.64, "bic": 0.51, "stability": 0.47,
+                              "gap": 0.57, "floor": 0.65}, "curves": curves}]
+    (out / "k_criteria.json").write_text(json.dumps(rows))
+    md = tmp_path / "EVALUATION.md"
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
+    text = md.read_text()
+    assert "## Choosing K" in text and "from 3 to 40" in text
+    row = _row(text, "| joint_clip-tuxpaint-s0 | 380 | 15 |")
+    assert "| 28 (0.650) | **13 (0.640)** | 4 (0.510) |" in row
+    assert "silhouette, K ≤ √(N/2) (the default) 1 of 1; BIC (diagonal GMM) 0 of 1" in text
