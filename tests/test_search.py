@@ -42,6 +42,16 @@ def data():
     return x, q
 
 
+def _assert_same_searches(index, loaded, q, n):
+    """``loaded`` answers every query as ``index`` does, over all rows and over a subset."""
+    for subset in (None, np.arange(0, n, 3)):
+        a, ids_a, rows_a = index.search(q, 10, subset=subset)
+        b, ids_b, rows_b = loaded.search(q, 10, subset=subset)
+        np.testing.assert_array_equal(rows_a, rows_b)
+        np.testing.assert_array_equal(a, b)
+        assert ids_a == ids_b
+
+
 def test_flat_search_is_exact_and_maps_post_ids(data):
     x, q = data
     index = PostIndex.build(x, ids_for(len(x)), use_gpu=False)
@@ -168,12 +178,7 @@ def test_save_load_round_trip(tmp_path, data, flat_max):
     loaded = PostIndex.load(tmp_path / "posts.faiss", meta)
     assert (loaded.kind, loaded.nprobe, loaded.nlist) == (index.kind, 4, index.nlist)
     assert loaded.post_ids == index.post_ids and not loaded.on_gpu
-    for subset in (None, np.arange(0, len(x), 3)):
-        a, ids_a, rows_a = index.search(q, 10, subset=subset)
-        b, ids_b, rows_b = loaded.search(q, 10, subset=subset)
-        np.testing.assert_array_equal(rows_a, rows_b)
-        np.testing.assert_array_equal(a, b)
-        assert ids_a == ids_b
+    _assert_same_searches(index, loaded, q, len(x))
 
 
 def test_load_refuses_mismatched_metadata(tmp_path, data):
@@ -279,12 +284,7 @@ def test_refine_index_saved_and_loaded_gives_identical_results(tmp_path, data):
     loaded = PostIndex.load(tmp_path / "posts.faiss", meta)
     assert (loaded.kind, loaded.nprobe, loaded.k_factor) == (KIND_IVFPQ, 4, 8)
     assert loaded.refine is not None and loaded.refine.k_factor == 8
-    for subset in (None, np.arange(0, len(x), 3)):
-        a, ids_a, rows_a = index.search(q, 10, subset=subset)
-        b, ids_b, rows_b = loaded.search(q, 10, subset=subset)
-        np.testing.assert_array_equal(rows_a, rows_b)
-        np.testing.assert_array_equal(a, b)
-        assert ids_a == ids_b
+    _assert_same_searches(index, loaded, q, len(x))
 
 
 def test_refine_subset_search_stays_in_the_subset_and_near_exact(data):
