@@ -10,7 +10,7 @@ from PIL import Image
 
 from mmembed.data.post import Post
 from mmembed.report.cards import community_cards_html, community_cards_png
-from mmembed.report.maps import map_2d, plot_map
+from mmembed.report.maps import map_2d, map_sample, plot_map
 from mmembed.report.pictures import bundle_pictures
 from mmembed.report.sheets import cluster_contact_sheet, top_terms_chart
 from mmembed.report.wandb import log_pictures_to_wandb
@@ -61,10 +61,60 @@ def test_map_2d_tsne_small_is_finite_seeded_and_separates_blobs():
 def test_map_2d_auto_without_umap_falls_back(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
     x, _ = blobs(40)
-    _, used = map_2d(x, method="auto", tsne_max=10)
-    assert used == "pca"  # N above tsne_max and no umap
+    coords, used = map_2d(x, method="auto", tsne_sample=10)
+    assert used == "tsne"  # no umap: t-SNE of a sample of 10, the other 30 placed beside it
+    assert coords.shape == (40, 2) and np.isfinite(coords).all()
     with pytest.raises(ImportError, match="umap-learn"):
         map_2d(x, method="umap")
+
+
+def knn_label_agreement(coords, labels, k=10):
+    d = ((coords[:, None] - coords[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1)[:, :k]
+    return (labels[nearest] == labels[:, None]).mean()
+
+
+def test_map_sample_is_seeded_stratified_and_bounded():
+    labels = np.repeat([0, 1, 2, 3, 4], [900, 60, 30, 7, 3])  # two clusters of under 1%
+    rows = map_sample(1000, seed=4, labels=labels, size=50)
+    assert len(rows) == 50 and len(np.unique(rows)) == 50
+    assert (np.diff(rows) > 0).all() and rows.min() >= 0 and rows.max() < 1000
+    assert set(labels[rows]) == {0, 1, 2, 3, 4}  # every cluster is on the map
+    assert 40 <= (labels[rows] == 0).sum() <= 46  # the rest in proportion (~45 of 50)
+    np.testing.assert_array_equal(rows, map_sample(1000, seed=4, labels=labels, size=50))
+    assert not np.array_equal(rows, map_sample(1000, seed=5, labels=labels, size=50))
+    plain = map_sample(1000, seed=4, size=50)
+    assert len(np.unique(plain)) == 50 and (np.diff(plain) > 0).all()
+    np.testing.assert_array_equal(map_sample(30, seed=0, labels=labels[:30], size=50),
+                                  np.arange(30))  # N ≤ size: every post
+    many = map_sample(100, seed=0, labels=np.arange(100), size=10)  # more clusters than rows
+    assert len(np.unique(many)) == 10
+    with pytest.raises(ValueError, match="labels"):
+        map_sample(1000, seed=0, labels=labels[:10], size=50)
+
+
+def test_map_2d_samples_tsne_above_tsne_sample_and_places_the_rest(monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)
+    x, labels = blobs(600, k=4)
+    coords, used = map_2d(x, seed=1, labels=labels, tsne_sample=150)
+    assert used == "tsne" and coords.shape == (600, 2) and coords.dtype == np.float32
+    assert np.isfinite(coords).all()
+    assert knn_label_agreement(coords, labels) > 0.9  # separated blobs stay separated
+    again, _ = map_2d(x, seed=1, labels=labels, tsne_sample=150)
+    np.testing.assert_allclose(coords, again, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="labels"):
+        map_2d(x, labels=labels[:10])
+
+
+def test_map_2d_at_most_tsne_sample_posts_lays_out_every_post():
+    x, labels = blobs(120, k=3)
+    full, used = map_2d(x, seed=2, method="tsne", labels=labels, tsne_sample=120)
+    assert used == "tsne"
+    bigger, _ = map_2d(x, seed=2, method="tsne", tsne_sample=5000)  # no sample either way
+    np.testing.assert_allclose(full, bigger, rtol=1e-4, atol=1e-4)
+    sampled, _ = map_2d(x, seed=2, method="tsne", labels=labels, tsne_sample=119)
+    assert not np.allclose(full, sampled, atol=1e-2)
 
 
 def test_map_2d_edge_cases():

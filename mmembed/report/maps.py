@@ -1,7 +1,16 @@
 """The 2-D map of a bundle: every post's latent placed in the plane, coloured by cluster.
 
 * :func:`map_2d` — 2-D coordinates of the post latents (UMAP if installed, else t-SNE, else PCA).
+* :func:`map_sample` — the seeded, cluster-stratified posts that t-SNE lays out on a big corpus.
 * :func:`plot_map` — the scatter of those coordinates coloured by cluster, with a legend.
+
+t-SNE costs far more than linear time, so above :data:`TSNE_SAMPLE` posts it lays out only a
+seeded sample of that many (stratified by cluster, so small clusters are on the map) and every
+other post is placed at the distance-weighted mean of the 2-D points of its
+:data:`MAP_NEIGHBORS` nearest sampled posts in the latent. The map's cost is then bounded
+(t-SNE of the sample, plus a nearest-neighbour query per post) and big corpora keep a t-SNE map
+instead of falling back to PCA, whose two axes mix the clusters. At N ≤ ``TSNE_SAMPLE`` every
+post is in t-SNE.
 
 UMAP is optional and imported lazily (its first import compiles with numba).
 """
@@ -18,8 +27,16 @@ import numpy as np
 from mmembed.report.colors import NOISE_COLOR, cluster_colors, cluster_name, short_name
 from mmembed.report.figures import mpl_style, new_figure, output_path, save_png
 
-#: Above this many posts, ``method="auto"`` uses PCA instead of t-SNE when UMAP is missing.
-TSNE_MAX = 5000
+#: t-SNE lays out at most this many posts; the rest are placed by their nearest sampled posts.
+TSNE_SAMPLE = 2000
+#: t-SNE iterations (scikit-learn's ``max_iter``; the first 250 are early exaggeration). At 2,000
+#: posts 400 is within 0.004 of the default 1,000's trustworthiness at 0.4–0.5 of its CPU time;
+#: 300 lost 0.01–0.03 (``benchmarks/map_quality.py --iters``, BENCHMARKS.md).
+TSNE_ITER = 400
+#: A post outside the t-SNE sample is placed by this many nearest sampled posts.
+MAP_NEIGHBORS = 5
+#: Nearest-neighbour queries run this many rows at a time (bounds the distance blocks' memory).
+QUERY_BLOCK = 8192
 METHODS = ("auto", "umap", "tsne", "pca")
 METHOD_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 #: The map's legend lists at most this many clusters (the largest); the rest are summarised.
@@ -27,15 +44,23 @@ LEGEND_MAX = 40
 
 
 def map_2d(
-    latent: np.ndarray, seed: int = 0, method: str = "auto", tsne_max: int = TSNE_MAX
+    latent: np.ndarray,
+    seed: int = 0,
+    method: str = "auto",
+    tsne_sample: int = TSNE_SAMPLE,
+    labels: Sequence[int] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """2-D coordinates of ``latent`` [N, d] for the map; returns ``(coords [N, 2], method_used)``.
 
-    ``method="auto"`` uses UMAP when ``umap`` (umap-learn) is importable, else t-SNE (scikit-learn,
-    PCA-initialised, seeded) for N ≤ ``tsne_max``, else PCA. ``"umap"``, ``"tsne"`` or ``"pca"``
-    force one (``"umap"`` raises ImportError when umap-learn is missing). With fewer than 5
-    posts, or when a method yields non-finite output, PCA is used and ``method_used`` says so.
-    Non-finite latents are replaced by 0 with a warning. ``coords`` is float32.
+    ``method="auto"`` uses UMAP when ``umap`` (umap-learn) is importable, else t-SNE
+    (scikit-learn, PCA-initialised, seeded, :data:`TSNE_ITER` iterations). Above ``tsne_sample``
+    posts t-SNE lays out only :func:`map_sample`'s rows (stratified by the cluster ``labels`` [N]
+    when given) and places every other post at the mean of the 2-D points of its
+    :data:`MAP_NEIGHBORS` nearest sampled posts in the latent, weighted by 1 / distance.
+    ``"umap"``, ``"tsne"`` or ``"pca"`` force one (``"umap"`` raises ImportError when
+    umap-learn is missing). With fewer than 5 posts, or when a method yields non-finite output,
+    PCA is used and ``method_used`` says so. Non-finite latents are replaced by 0 with a
+    warning. ``coords`` is float32.
     """
     if method not in METHODS:
         raise ValueError(f"map_2d: method must be one of {METHODS}, got {method!r}")
@@ -44,10 +69,12 @@ def map_2d(
         x = x[:, None]
     if x.ndim != 2:
         raise ValueError(f"map_2d: latent must be [N, d], got shape {x.shape}")
+    n = x.shape[0]
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"map_2d: {n} latents but {len(labels)} labels; pass one label a post")
     if not np.isfinite(x).all():
         warnings.warn("map_2d: non-finite latent values replaced by 0", stacklevel=2)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    n = x.shape[0]
     if n < 5 or method == "pca" or float(np.ptp(x, axis=0).max(initial=0.0)) == 0.0:
         return _pca(x, seed), "pca"
 
@@ -65,12 +92,75 @@ def map_2d(
             if np.isfinite(coords).all():
                 return coords, "umap"
             return _pca(x, seed), "pca"
-        method = "tsne" if n <= tsne_max else "pca"
-    if method == "tsne":
-        coords = _tsne(x, seed)
-        if np.isfinite(coords).all():
-            return coords, "tsne"
+    coords = _sampled_tsne(x, seed, map_sample(n, seed, labels, tsne_sample))
+    if np.isfinite(coords).all():
+        return coords, "tsne"
     return _pca(x, seed), "pca"
+
+
+def map_sample(
+    n: int,
+    seed: int,
+    labels: Sequence[int] | np.ndarray | None = None,
+    size: int = TSNE_SAMPLE,
+) -> np.ndarray:
+    """The sorted rows (of ``n`` posts) that t-SNE lays out: all of them when ``n ≤ size``.
+
+    Otherwise ``size`` rows drawn with ``seed``. With cluster ``labels`` [n] the draw is
+    stratified: every cluster (each distinct label, noise included) gets one row, the other
+    ``size − K`` are shared in proportion to the clusters' sizes beyond that first row (rounded
+    down), and the few left by the rounding are drawn from all the remaining posts. When there
+    are more clusters than ``size`` the draw is uniform.
+    """
+    if size < 1:
+        raise ValueError(f"map_sample: size must be ≥ 1, got {size}")
+    if n <= size:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    lab = np.asarray(labels).reshape(-1)
+    if len(lab) != n:
+        raise ValueError(f"map_sample: {n} posts but {len(lab)} labels")
+    groups, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    k = len(groups)
+    if k > size:
+        return np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    extra = size - k
+    quotas = 1 + (extra * (counts - 1)) // (n - k)  # ≤ counts, as extra < n − k
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    chosen = np.zeros(n, dtype=bool)
+    for g in range(k):
+        members = order[starts[g]:starts[g + 1]]
+        chosen[rng.choice(members, int(quotas[g]), replace=False)] = True
+    left = size - int(quotas.sum())
+    if left > 0:
+        chosen[rng.choice(np.flatnonzero(~chosen), left, replace=False)] = True
+    return np.flatnonzero(chosen).astype(np.int64)
+
+
+def _sampled_tsne(x: np.ndarray, seed: int, rows: np.ndarray) -> np.ndarray:
+    """t-SNE of ``x[rows]``; every other row at the 1/distance-weighted mean of its neighbours."""
+    n = x.shape[0]
+    if len(rows) == n:
+        return _tsne(x, seed)
+    out = np.empty((n, 2), dtype=np.float32)
+    out[rows] = _tsne(x[rows], seed)
+    if not np.isfinite(out[rows]).all():
+        return np.full((n, 2), np.nan, dtype=np.float32)
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=min(MAP_NEIGHBORS, len(rows))).fit(x[rows])
+    sampled = out[rows]
+    rest = np.setdiff1d(np.arange(n), rows, assume_unique=True)
+    for start in range(0, len(rest), QUERY_BLOCK):
+        block = rest[start:start + QUERY_BLOCK]
+        dist, idx = nn.kneighbors(x[block])
+        weights = 1.0 / np.maximum(dist, 1e-12)  # a post equal to a sampled one lands on it
+        weights /= weights.sum(axis=1, keepdims=True)
+        out[block] = np.einsum("bk,bkc->bc", weights, sampled[idx])
+    return out
 
 
 def _pca(x: np.ndarray, seed: int) -> np.ndarray:
@@ -98,6 +188,7 @@ def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
         perplexity=perplexity,
         init="pca",
         learning_rate="auto",
+        max_iter=TSNE_ITER,
         random_state=seed,
     )
     with warnings.catch_warnings():

@@ -42,10 +42,11 @@ def bundle_pictures(
     ``latent`` [N, d] and ``labels`` [N] are every post's latent and cluster; ``top_terms[c]``
     and ``medoids[c]`` (post indices into ``posts``) describe cluster c, one entry per name in
     ``cluster_names``. ``community_thumbs`` maps a community to the image paths shown on its
-    card (else its ``medoids``). The map's 2-D coordinates (``seed``-ed) are computed here,
-    once; the files are drawn when the writers are called.
+    card (else its ``medoids``). The map's 2-D coordinates (``seed``-ed; a t-SNE sample is
+    stratified by ``labels``) are computed here, once; the files are drawn when the writers
+    are called.
     """
-    coords, method = map_2d(latent, seed=seed)
+    coords, method = map_2d(latent, seed=seed, labels=labels)
     files: dict[str, Writer] = {
         "map.png": lambda path: plot_map(
             coords, labels, cluster_names, path, "Posts by content cluster", method),
