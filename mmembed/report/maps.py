@@ -54,8 +54,8 @@ def map_2d(
 
     ``method="auto"`` uses UMAP when ``umap`` (umap-learn) is importable, else t-SNE
     (scikit-learn, PCA-initialised, seeded, :data:`TSNE_ITER` iterations). Above ``tsne_sample``
-    posts t-SNE lays out only :func:`map_sample`'s rows (stratified by the cluster ``labels`` [N]
-    when given) and places every other post at the mean of the 2-D points of its
+    posts (at least 5) t-SNE lays out only :func:`map_sample`'s rows (stratified by the cluster
+    ``labels`` [N] when given) and places every other post at the mean of the 2-D points of its
     :data:`MAP_NEIGHBORS` nearest sampled posts in the latent, weighted by 1 / distance.
     ``"umap"``, ``"tsne"`` or ``"pca"`` force one (``"umap"`` raises ImportError when
     umap-learn is missing). With fewer than 5 posts, or when a method yields non-finite output,
@@ -92,7 +92,8 @@ def map_2d(
             if np.isfinite(coords).all():
                 return coords, "umap"
             return _pca(x, seed), "pca"
-    coords = _sampled_tsne(x, seed, map_sample(n, seed, labels, tsne_sample))
+    rows = map_sample(n, seed, labels, max(5, tsne_sample))  # t-SNE needs a few points
+    coords = _sampled_tsne(x, seed, rows)
     if np.isfinite(coords).all():
         return coords, "tsne"
     return _pca(x, seed), "pca"
