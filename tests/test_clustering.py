@@ -288,6 +288,48 @@ def test_choose_k_curve_and_custom_criterion(blobs):
         choose_k(latent[:3], fit_fn, (4, 8))
 
 
+
+def test_choose_k_with_fit_seeds_scores_the_mean_and_keeps_the_best_fit(blobs):
+    latent = blobs[0]
+    calls = []
+
+    def fit_fn(k, seed):
+        calls.append((k, seed))
+        return SimpleNamespace(labels_=np.zeros(len(latent)), k=k, seed=seed)
+
+    # the score of a fit is its seed at k = 5, else 0: k = 5 wins on its mean (1 + 2 + 3) / 3
+    def criterion(fit):
+        return float(fit.seed) if fit.k == 5 else 0.0
+
+    best_k, curve, best = choose_k(latent, fit_fn, (4, 6), criterion=criterion,
+                                   fit_seeds=[1, 2, 3])
+    assert calls == [(k, s) for k in (4, 5, 6) for s in (1, 2, 3)]
+    assert best_k == 5 and curve == {4: 0.0, 5: 2.0, 6: 0.0}
+    assert best.seed == 3  # the best of k = 5's fits
+    # NaN fits never count: k = 4 has one finite fit and wins on it alone
+    best_k, curve, best = choose_k(
+        latent, fit_fn, (4, 5), fit_seeds=[0, 1],
+        criterion=lambda f: (9.0 if f.seed else math.nan) if f.k == 4 else 1.0)
+    assert best_k == 4 and curve[4] == 9.0 and best.seed == 1
+
+
+def test_k_seeds_steadies_auto_k_and_is_validated(blobs):
+    latent = blobs[0]
+    one = KMeansClusterer(k="auto", k_range=(3, 9), seed=0, k_seeds=1).fit(latent)
+    five = KMeansClusterer(k="auto", k_range=(3, 9), seed=0, k_seeds=5).fit(latent)
+    assert five.n_clusters_ == N_TOPICS == one.n_clusters_
+    # each K's score is the mean silhouette of its fits with seeds 0..4
+    assert sorted(five.k_curve_) == list(range(3, 10))
+    for k in (4, 8):
+        fits = [KMeansClusterer(k=k, seed=s).fit(latent) for s in range(5)]
+        assert five.k_curve_[k] == pytest.approx(
+            np.mean([silhouette(latent, f.labels_) for f in fits]), abs=1e-9)
+    assert five.get_params()["k_seeds"] == 5
+    with pytest.raises(ValueError, match="k_seeds"):
+        KMeansClusterer(k_seeds=0)
+    with pytest.raises(ValueError, match="k_seeds"):
+        GMMClusterer(k_seeds=1.5)
+
 # --------------------------------------------------------------------------- PAM
 
 def test_pam_medoids_are_fitted_posts(fitted, blobs):

@@ -42,6 +42,13 @@ Methods (``method`` name → class):
   al., "Reading tea leaves", 2009). What ranking needs is topics that are coherent regions
   of the latent space, since that is how caption-less photos are mapped onto them.
 
+With ``k_seeds`` > 1 every candidate K is fitted that many times (seeds ``seed, seed + 1, …``),
+the K with the best *mean* score wins, and its best fit is kept. One k-means fit's local optimum
+moves the silhouette of a contrastive latent by about as much as one more cluster does, so a
+single fit's K wandered between seeds of the same bundle (Tux Paint: 10–14 for 15 categories
+over 8 k-means seeds); the mean of 5 fits did not (EVALUATION.md, "Choosing K"). ``kmeans``
+defaults to 5, the others to 1.
+
 **Student-t soft assignment** (DEC, Xie et al. 2016, eq. 1), used by kmeans and pam::
 
     q_ij = (1 + ‖z_i − μ_j‖² / α)^(−(α+1)/2)  /  Σ_j' (1 + ‖z_i − μ_j'‖² / α)^(−(α+1)/2)

@@ -146,13 +146,17 @@ def cluster_radius(x: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> fl
     return float(max(np.sqrt(d2.mean()), 1e-12)) if len(d2) else 1.0
 
 
-def choose_k(latent: np.ndarray, fit_fn: Callable[[int], Any], k_range: Sequence[int],
+def choose_k(latent: np.ndarray, fit_fn: Callable[..., Any], k_range: Sequence[int],
              criterion: str | Callable[[Any], float] = "silhouette", *,
              higher_is_better: bool = True, seed: int = 0,
-             sample_size: int | None = SILHOUETTE_SAMPLE) -> tuple[int, dict[int, float], Any]:
+             sample_size: int | None = SILHOUETTE_SAMPLE,
+             fit_seeds: Sequence[int] | None = None) -> tuple[int, dict[int, float], Any]:
     """Fit every k in ``k_range`` (inclusive) and keep the best by ``criterion``.
 
     ``fit_fn(k)`` returns a fit result with a ``labels_`` attribute (a fitted clusterer will do).
+    With ``fit_seeds``, ``fit_fn(k, s)`` is fitted once per seed ``s``: a k's score is the mean
+    of its fits' scores (one fit's local optimum no longer decides K), and the best of those
+    fits is the one kept.
     ``criterion`` is ``"silhouette"`` (of ``labels_`` in ``latent``, higher better, on a seeded
     sample of ``sample_size`` posts that is the same for every k), ``"bic"`` (the result's
     ``bic_``, lower better), or a callable ``result -> float`` ranked by ``higher_is_better``.
@@ -184,8 +188,11 @@ def choose_k(latent: np.ndarray, fit_fn: Callable[[int], Any], k_range: Sequence
     curve: dict[int, float] = {}
     best_k, best_score, best = None, math.nan, None
     for k in range(lo, hi + 1):
-        result = fit_fn(k)
-        score = float(score_fn(result))
+        if fit_seeds is None:
+            result = fit_fn(k)
+            score = float(score_fn(result))
+        else:
+            result, score = _mean_of_fits(k, fit_fn, fit_seeds, score_fn, higher_is_better)
         curve[k] = score
         better = (best_k is None or (math.isfinite(score) and (
             not math.isfinite(best_score)
@@ -193,6 +200,20 @@ def choose_k(latent: np.ndarray, fit_fn: Callable[[int], Any], k_range: Sequence
         if better:
             best_k, best_score, best = k, score, result
     return best_k, curve, best
+
+
+def _mean_of_fits(k: int, fit_fn: Callable[..., Any], fit_seeds: Sequence[int],
+                  score_fn: Callable[[Any], float], higher_is_better: bool) -> tuple[Any, float]:
+    """The best of ``fit_fn(k, s)`` over ``fit_seeds`` and the mean of their finite scores."""
+    if not len(fit_seeds):
+        raise ValueError("fit_seeds must hold at least one seed")
+    fits = [fit_fn(k, s) for s in fit_seeds]
+    scores = np.array([float(score_fn(f)) for f in fits])
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return fits[0], math.nan
+    ranked = np.where(finite, scores if higher_is_better else -scores, -np.inf)
+    return fits[int(np.argmax(ranked))], float(scores[finite].mean())
 
 
 # --------------------------------------------------------------------------- base class
@@ -219,11 +240,15 @@ class Clusterer(BaseEstimator):
     criterion: ClassVar[str] = "silhouette"
 
     def __init__(self, k: int | str | None = "auto", *,
-                 k_range: Sequence[int] = DEFAULT_K_RANGE, seed: int = 0):
+                 k_range: Sequence[int] = DEFAULT_K_RANGE, seed: int = 0, k_seeds: int = 1):
         _check_k(k), _check_k_range(k_range)  # validated here, stored as given (scikit-learn)
+        if isinstance(k_seeds, bool) or not isinstance(k_seeds, int | np.integer) or k_seeds < 1:
+            raise ValueError(f"k_seeds must be an integer ≥ 1 (fits per candidate K), "
+                             f"got {k_seeds!r}")
         self.k = k
         self.k_range = k_range
         self.seed = seed
+        self.k_seeds = int(k_seeds)
         self.n_clusters_: int | None = None
         self.labels_: np.ndarray | None = None
         self.k_curve_: dict[int, float] | None = None
@@ -234,24 +259,27 @@ class Clusterer(BaseEstimator):
         """Cluster the latents [N, d] of ``posts`` (the :class:`~mmembed.data.post.Post` of
         each row; methods that read text, such as LDA, need them)."""
         x = _check_latent(latent)
-        self._select_k(x, lambda k: self._fit_k(x, k))
+        self._select_k(x, lambda k, seed: self._fit_k(x, k, seed))
         return self
 
-    def _fit_k(self, x: np.ndarray, k: int) -> SimpleNamespace:
+    def _fit_k(self, x: np.ndarray, k: int, seed: int) -> SimpleNamespace:
         raise NotImplementedError
 
-    def _select_k(self, x: np.ndarray, fit_k: Callable[[int], SimpleNamespace]) -> None:
+    def _select_k(self, x: np.ndarray, fit_k: Callable[[int, int], SimpleNamespace]) -> None:
+        """Fit ``fit_k(k, seed)`` at the configured K, or choose K (see :func:`choose_k`):
+        ``k_seeds`` fits per candidate, with seeds ``seed, seed + 1, …``."""
         n = x.shape[0]
         k = _check_k(self.k)
         if k is None:
+            seeds = [self.seed + r for r in range(self.k_seeds)]
             _, curve, best = choose_k(x, fit_k, _check_k_range(self.k_range), self.criterion,
-                                      seed=self.seed)
+                                      seed=self.seed, fit_seeds=seeds)
             self.k_curve_ = curve
         else:
             if k >= n:
                 raise ValueError(f"k={k} clusters need more than {k} posts, got {n}; "
                                  "lower k or use k=auto")
-            best = fit_k(k)
+            best = fit_k(k, self.seed)
             self.k_curve_ = None
         for attr, value in vars(best).items():
             setattr(self, attr, value)

@@ -26,9 +26,9 @@ class GMMClusterer(Clusterer):
     criterion = "bic"
 
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
-                 seed: int = 0, covariance_type: str = "diag", n_init: int = 3,
+                 seed: int = 0, k_seeds: int = 1, covariance_type: str = "diag", n_init: int = 3,
                  max_iter: int = 200, reg_covar: float = 1e-6):
-        super().__init__(k, k_range=k_range, seed=seed)
+        super().__init__(k, k_range=k_range, seed=seed, k_seeds=k_seeds)
         if covariance_type not in ("full", "tied", "diag", "spherical"):
             raise ValueError("covariance_type must be full, tied, diag or spherical, got "
                              f"{covariance_type!r}")
@@ -37,15 +37,16 @@ class GMMClusterer(Clusterer):
         self.max_iter = int(max_iter)
         self.reg_covar = float(reg_covar)
 
-    def _new_model(self, k: int):
+    def _new_model(self, k: int, seed: int | None = None):
         from sklearn.mixture import GaussianMixture
 
         return GaussianMixture(n_components=k, covariance_type=self.covariance_type,
                                n_init=self.n_init, max_iter=self.max_iter,
-                               reg_covar=self.reg_covar, random_state=self.seed)
+                               reg_covar=self.reg_covar,
+                               random_state=self.seed if seed is None else seed)
 
-    def _fit_k(self, x: np.ndarray, k: int) -> SimpleNamespace:
-        model = self._new_model(k).fit(x)
+    def _fit_k(self, x: np.ndarray, k: int, seed: int) -> SimpleNamespace:
+        model = self._new_model(k, seed).fit(x)
         return SimpleNamespace(model_=model, labels_=model.predict(x), n_clusters_=k,
                                bic_=float(model.bic(x)), converged_=bool(model.converged_))
 

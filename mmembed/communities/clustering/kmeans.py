@@ -31,10 +31,10 @@ class KMeansClusterer(Clusterer):
     name = "kmeans"
 
     def __init__(self, k: int | str | None = "auto", *,
-                 k_range: Sequence[int | str] = (3, "auto"), seed: int = 0, n_init: int = 5,
+                 k_range: Sequence[int | str] = (3, "auto"), seed: int = 0, k_seeds: int = 5, n_init: int = 5,
                  max_iter: int = 50, spherical: bool = False, alpha: float = 5.0,
                  scaled: bool = True, init: str = "k-means++", kernel: str = "multivariate"):
-        super().__init__(k, k_range=k_range, seed=seed)
+        super().__init__(k, k_range=k_range, seed=seed, k_seeds=k_seeds)
         if init not in ("k-means++", "random"):
             raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
         if n_init < 1 or max_iter < 1 or alpha <= 0:
@@ -51,7 +51,7 @@ class KMeansClusterer(Clusterer):
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         return _normalize_rows(x) if self.spherical else x
 
-    def _fit_k(self, x: np.ndarray, k: int) -> SimpleNamespace:
+    def _fit_k(self, x: np.ndarray, k: int, seed: int) -> SimpleNamespace:
         import faiss
 
         x = self._prepare(x)
@@ -59,7 +59,7 @@ class KMeansClusterer(Clusterer):
         max_points = max(256, -(-n // k))
         init_method = (faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS if self.init == "k-means++"
                        else faiss.ClusteringInitMethod_RANDOM)
-        km = faiss.Kmeans(d, k, niter=self.max_iter, nredo=self.n_init, seed=self.seed,
+        km = faiss.Kmeans(d, k, niter=self.max_iter, nredo=self.n_init, seed=seed,
                           spherical=self.spherical, max_points_per_centroid=max_points,
                           min_points_per_centroid=1, init_method=init_method, verbose=False)
         km.train(x)

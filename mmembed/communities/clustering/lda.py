@@ -39,11 +39,11 @@ class LDAClusterer(Clusterer):
     name = "lda"
 
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
-                 seed: int = 0, n_neighbors: int = 10, max_features: int | None = 20000,
+                 seed: int = 0, k_seeds: int = 1, n_neighbors: int = 10, max_features: int | None = 20000,
                  min_df: int = 1, max_iter: int = 20, n_init: int = 3,
                  doc_topic_prior: float | None = None,
                  topic_word_prior: float | None = None, stop_words: str | None = "english"):
-        super().__init__(k, k_range=k_range, seed=seed)
+        super().__init__(k, k_range=k_range, seed=seed, k_seeds=k_seeds)
         if n_neighbors < 1 or n_init < 1:
             raise ValueError(f"need n_neighbors ≥ 1 and n_init ≥ 1, got {n_neighbors}, {n_init}")
         self.n_neighbors = int(n_neighbors)
@@ -80,13 +80,13 @@ class LDAClusterer(Clusterer):
             raise ValueError(f"LDA found no usable words in texts ({err}); check that captions "
                              "and hashtags are passed") from None
 
-        def fit_k(k: int) -> SimpleNamespace:
+        def fit_k(k: int, seed: int) -> SimpleNamespace:
             lda, best_score = None, -math.inf
             for restart in range(self.n_init):
                 candidate = LatentDirichletAllocation(
                     n_components=k, doc_topic_prior=self.doc_topic_prior,
                     topic_word_prior=self.topic_word_prior, learning_method="batch",
-                    max_iter=self.max_iter, random_state=self.seed + restart).fit(counts)
+                    max_iter=self.max_iter, random_state=seed + restart).fit(counts)
                 score = float(candidate.score(counts))
                 if lda is None or score > best_score:
                     lda, best_score = candidate, score

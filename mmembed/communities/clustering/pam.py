@@ -38,10 +38,10 @@ class PAMClusterer(Clusterer):
     name = "pam"
 
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
-                 seed: int = 0, max_iter: int = 100, init: str = "build",
+                 seed: int = 0, k_seeds: int = 1, max_iter: int = 100, init: str = "build",
                  max_points: int = 20000, alpha: float = 5.0, scaled: bool = True,
                  n_cpu: int = 1, kernel: str = "multivariate"):
-        super().__init__(k, k_range=k_range, seed=seed)
+        super().__init__(k, k_range=k_range, seed=seed, k_seeds=k_seeds)
         if init not in ("build", "random", "first"):
             raise ValueError(f"init must be build, random or first, got {init!r}")
         if max_points < 2 or alpha <= 0:
@@ -68,12 +68,12 @@ class PAMClusterer(Clusterer):
         diss = np.ascontiguousarray(pairwise_distances(x[rows], metric="euclidean"),
                                     dtype=np.float32)
 
-        def fit_k(k: int) -> SimpleNamespace:
+        def fit_k(k: int, seed: int) -> SimpleNamespace:
             if k >= rows.shape[0]:
                 raise ValueError(f"k={k} medoids need more than max_points={rows.shape[0]} "
                                  "sampled posts; raise max_points")
             result = kmedoids.fasterpam(diss, k, max_iter=self.max_iter, init=self.init,
-                                        random_state=self.seed, n_cpu=self.n_cpu)
+                                        random_state=seed, n_cpu=self.n_cpu)
             medoid_indices = rows[np.asarray(result.medoids, dtype=np.int64)]
             medoids = np.ascontiguousarray(x[medoid_indices])
             labels = student_t_soft_assign(x, medoids, self.alpha).argmax(axis=1)  # nearest
