@@ -38,8 +38,8 @@ Measured, with the build's figures on the fitted posts beside them (``*_train``)
     manager posts one of them, while NDCG counts each held-out copy as another hit; judged
     without the same rule, a baseline would gain those hits back (on Open Clip Art, whose
     drawings come in near-identical variants, 0.01–0.04 NDCG@10) and the comparison would
-    measure the rule instead of the scores. ``tied_fit_top20``: the share of the default ranking's top 20 whose
-    fit equals another top-20 photo's within 1e-6.
+    measure the rule instead of the scores. ``tied_fit_top20``: the share of the default
+    ranking's top 20 whose fit equals another top-20 photo's within 1e-6.
 
 ``python -m mmembed.evaluate`` writes ``eval.json`` and ``eval.md`` into ``out`` (default: the
 bundle folder; they are not listed in the bundle's manifest, so the bundle still reads) and

@@ -31,7 +31,8 @@ class KMeansClusterer(Clusterer):
     name = "kmeans"
 
     def __init__(self, k: int | str | None = "auto", *,
-                 k_range: Sequence[int | str] = (3, "auto"), seed: int = 0, k_seeds: int = 5, n_init: int = 5,
+                 k_range: Sequence[int | str] = (3, "auto"), seed: int = 0, k_seeds: int = 5,
+                 n_init: int = 5,
                  max_iter: int = 50, spherical: bool = False, alpha: float = 5.0,
                  scaled: bool = True, init: str = "k-means++", kernel: str = "multivariate"):
         super().__init__(k, k_range=k_range, seed=seed, k_seeds=k_seeds)

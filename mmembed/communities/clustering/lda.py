@@ -39,7 +39,8 @@ class LDAClusterer(Clusterer):
     name = "lda"
 
     def __init__(self, k: int | str | None = "auto", *, k_range: Sequence[int] = DEFAULT_K_RANGE,
-                 seed: int = 0, k_seeds: int = 1, n_neighbors: int = 10, max_features: int | None = 20000,
+                 seed: int = 0, k_seeds: int = 1, n_neighbors: int = 10,
+                 max_features: int | None = 20000,
                  min_df: int = 1, max_iter: int = 20, n_init: int = 3,
                  doc_topic_prior: float | None = None,
                  topic_word_prior: float | None = None, stop_words: str | None = "english"):
