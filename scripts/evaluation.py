@@ -644,7 +644,9 @@ def source_section(data: str, records: list[dict[str, Any]]) -> list[str]:
 
 
 K_CRITERIA_FILE = "k_criteria.json"
-K_CRITERIA = {"silhouette": "silhouette, K ≤ 40", "capped": "silhouette, K ≤ √(N/2) (the default)",
+K_CRITERIA = {"silhouette": "silhouette, K ≤ 40",
+              "capped": "mean silhouette of 5 fits, K ≤ √(N/2) (the default)",
+              "capped1": "silhouette of one fit, K ≤ √(N/2) (the default before)",
               "bic": "BIC (diagonal GMM)", "stability": "stability", "gap": "gap statistic",
               "floor": "silhouette, K ≥ √(N/2)"}
 
@@ -670,8 +672,9 @@ def k_criteria_section(rows: list[dict[str, Any]]) -> list[str]:
              f"training posts at every K from 3 to {k_max} (`python scripts/k_criteria.py "
              f"BUNDLE … --k-max {k_max} --json OUT/{K_CRITERIA_FILE}`), with the held-out NMI "
              "at that K in brackets; **bold** is within ±20% of the true number of categories. "
-             "The default (`cluster.k_range: [3, auto]`) is the best silhouette among K ≤ "
-             "round(√(N/2)) for N training posts.", "",
+             "The default (`cluster.k_range: [3, auto]`, `cluster.k_seeds: 5`) is the best "
+             "mean silhouette of 5 k-means fits (seeds 0–4) among K ≤ round(√(N/2)) for N "
+             "training posts; before `k_seeds` it was one fit's.", "",
              "| bundle | training posts | true K | " + " | ".join(K_CRITERIA[n] for n in names)
              + " |", "|---|---:|---:|" + "---:|" * len(names)]
     for r in rows:

@@ -14,8 +14,10 @@ criterion picks its K:
   box: the smallest K with gap(K) ≥ gap(K+1) − s(K+1);
 - ``floor``: the silhouette's K, but at least ``round(√(N / 2))`` clusters: the cost per cluster
   with a floor tied to corpus size;
-- ``capped``: the highest silhouette among K ≤ ``round(√(N / 2))`` (the default's auto-K,
-  ``k_range: [3, auto]``, see :func:`mmembed.communities.clustering.base.auto_k_max`).
+- ``capped``: the highest mean silhouette of 5 k-means fits (seeds 0–4) among
+  K ≤ ``round(√(N / 2))``: the default's auto-K (``k_range: [3, auto]``, ``k_seeds: 5``, see
+  :func:`mmembed.communities.clustering.base.auto_k_max`);
+- ``capped1``: the same with one fit per K (the default before ``k_seeds``).
 
 It prints, per bundle, the true number of topics, each criterion's K, and the held-out posts' NMI
 at that K (k-means on the fitted posts, held-out posts assigned to the nearest centroid), so a
@@ -44,7 +46,9 @@ from mmembed.communities.clustering import KMeansClusterer  # noqa: E402
 from mmembed.communities.clustering.base import auto_k_max  # noqa: E402
 from mmembed.communities.metrics import truth_metrics  # noqa: E402
 
-CRITERIA = ("silhouette", "capped", "bic", "stability", "gap", "floor")
+CRITERIA = ("silhouette", "capped", "capped1", "bic", "stability", "gap", "floor")
+#: k-means fits per K of the default's mean silhouette (``cluster.k_seeds``).
+K_SEEDS = 5
 
 
 def _dispersion(x: np.ndarray, labels: np.ndarray) -> float:
@@ -60,12 +64,15 @@ def curves(x: np.ndarray, ks: range, seed: int = 0) -> dict[str, dict[int, float
     rotated = centred @ vt.T
     low, high = rotated.min(0), rotated.max(0)
     refs = [rng.uniform(low, high, size=rotated.shape) @ vt for _ in range(5)]
-    out: dict[str, dict[int, float]] = {c: {} for c in ("silhouette", "bic", "stability", "gap",
-                                                        "gap_s")}
+    out: dict[str, dict[int, float]] = {c: {} for c in ("silhouette", "silhouette_mean", "bic",
+                                                        "stability", "gap", "gap_s")}
     for k in ks:
         fit = KMeansClusterer(k=k, seed=seed).fit(x32)
         labels = fit.labels_
         out["silhouette"][k] = float(silhouette_score(x, labels))
+        out["silhouette_mean"][k] = float(np.mean(
+            [out["silhouette"][k]] + [silhouette_score(x, KMeansClusterer(k=k, seed=s).fit(x32)
+                                                       .labels_) for s in range(1, K_SEEDS)]))
         out["bic"][k] = float(GaussianMixture(k, covariance_type="diag", random_state=seed,
                                               n_init=2).fit(x).bic(x))
         aris = []
@@ -93,8 +100,11 @@ def choose(c: dict[str, dict[int, float]], n: int) -> dict[str, int]:
                   if c["gap"][k] >= c["gap"][k1] - c["gap_s"][k1]), ks[-1])
     sil = max(ks, key=lambda k: c["silhouette"][k])
     floor = max(ks[0], min(ks[-1], round(math.sqrt(n / 2))))
-    capped = max((k for k in ks if k <= auto_k_max(n, ks[0])), key=lambda k: c["silhouette"][k])
-    return {"silhouette": sil, "capped": capped, "bic": min(ks, key=lambda k: c["bic"][k]),
+    cap = [k for k in ks if k <= auto_k_max(n, ks[0])]
+    capped = max(cap, key=lambda k: c["silhouette_mean"][k])
+    capped1 = max(cap, key=lambda k: c["silhouette"][k])
+    return {"silhouette": sil, "capped": capped, "capped1": capped1,
+            "bic": min(ks, key=lambda k: c["bic"][k]),
             "stability": max(ks, key=lambda k: c["stability"][k]), "gap": gap_k,
             "floor": max(sil, floor)}
 
