@@ -237,15 +237,23 @@ def test_the_auto_k_criteria_table_marks_the_ks_near_the_truth(script, tmp_path)
                        _ref(14, 15, concat=0.55)))
     curves = {"silhouette": {str(k): 0.1 for k in range(3, 41)}}
     rows = [{"bundle": "joint_clip-tuxpaint-s0", "posts": 380, "true_k": 15,
-             "picked": {"silhouette": 28, "capped": 13, "bic": 4, "stability": 3, "gap": 7,
-                        "floor": 28},
-             "held_out_nmi": {"silhouette": 0.65, "capped": 0.64, "bic": 0.51, "stability": 0.47,
-                              "gap": 0.57, "floor": 0.65}, "curves": curves}]
+             "picked": {"silhouette": 28, "capped": 13, "capped1": 10, "bic": 4, "stability": 3,
+                        "gap": 7, "floor": 28},
+             "held_out_nmi": {"silhouette": 0.65, "capped": 0.64, "capped1": 0.60, "bic": 0.51,
+                              "stability": 0.47, "gap": 0.57, "floor": 0.65}, "curves": curves}]
     (out / "k_criteria.json").write_text(json.dumps(rows))
     md = tmp_path / "EVALUATION.md"
     assert script.main(["--render", str(out), "--md", str(md)]) == 0
     text = md.read_text()
     assert "## Choosing K" in text and "from 3 to 40" in text
     row = _row(text, "| joint_clip-tuxpaint-s0 | 380 | 15 |")
-    assert "| 28 (0.650) | **13 (0.640)** | 4 (0.510) |" in row
-    assert "silhouette, K ≤ √(N/2) (the default) 1 of 1; BIC (diagonal GMM) 0 of 1" in text
+    assert "| 28 (0.650) | **13 (0.640)** | 10 (0.600) | 4 (0.510) |" in row
+    assert ("mean silhouette of 5 fits, K ≤ √(N/2) (the default) 1 of 1; silhouette of one fit, "
+            "K ≤ √(N/2) (the default before) 0 of 1; BIC (diagonal GMM) 0 of 1") in text
+    # rows saved before a criterion existed still render, without its column
+    for r in rows:
+        del r["picked"]["capped1"], r["held_out_nmi"]["capped1"]
+    (out / "k_criteria.json").write_text(json.dumps(rows))
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
+    assert "| 28 (0.650) | **13 (0.640)** | 4 (0.510) |" in _row(
+        md.read_text(), "| joint_clip-tuxpaint-s0 | 380 | 15 |")
