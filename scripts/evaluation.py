@@ -773,7 +773,7 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]],
               "python scripts/k_criteria.py OUT/index/joint_clip-* --k-max 40 "
               f"--json OUT/{K_CRITERIA_FILE}   # the Choosing K table, rendered with OUT",
               "python scripts/evaluation.py --render OUT_A OUT_B --fill-chance   "
-              "# merge runs made in several folders (this file: 4 folders, runs side by side)",
+              "# merge runs made in several folders",
               "```", "",
               "One experiment alone: `python train.py [+experiment=NAME] "
               "data=synthetic|tuxpaint|openclipart seed=S`, then `python -m mmembed.evaluate "
