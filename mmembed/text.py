@@ -38,6 +38,18 @@ WORD_PATTERN = r"[^\W\d_][\w'-]*"
 _WORD_RE = re.compile(WORD_PATTERN)
 KINDS = ("terms", "words")
 
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+          r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_WEEKDAY = (r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|mon|tue|tues|wed|thu|thur|thurs"
+            r"|fri|sat|sun)\.?")
+_ORDINAL = r"\d{1,2}(?:st|nd|rd|th)?"
+#: A written date (``kind="words"`` drops it): a month next to a day number, optionally after a
+#: weekday: ``Wed Aug 25`` (as ``ctime`` writes it), ``August 25th``, ``25 Aug``, ``3rd of May``.
+#: A month or a weekday without a day number is a word (``Sunday brunch``, ``may``).
+DATE_PATTERN = (rf"\b(?:{_WEEKDAY},?\s+)?(?:{_MONTH}\s+{_ORDINAL}\b"
+                rf"|{_ORDINAL}\s+(?:of\s+)?{_MONTH}(?![\w'-]))")
+_DATE_RE = re.compile(DATE_PATTERN, re.IGNORECASE)
+
 
 @lru_cache(maxsize=8)
 def _term_re(signs: str) -> re.Pattern[str]:
@@ -57,7 +69,9 @@ def caption_terms(caption: str | None, *, kind: str = "terms", signs: str = SIGN
     character, a sign not in ``signs`` included, separates terms.
 
     ``kind="words"``: words of language only. The caption's hashtags and mentions (as
-    :mod:`mmembed.data.post` parses them) are removed first; a word then starts with a letter
+    :mod:`mmembed.data.post` parses them) and written dates (:data:`DATE_PATTERN`: a month
+    next to a day number, as in ``Wed Aug 25 23:29:46 2004``, which would otherwise name a
+    cluster "wed · aug") are removed first; a word then starts with a letter
     and goes on with word characters, ``'`` and ``-`` (``don't``, ``t-shirt``; never
     ``2024``). Words are found in the caption as written and lower-cased after, which differs
     from ``"terms"`` for one letter only: ``İ``, whose lower case is two code points, so
@@ -74,7 +88,7 @@ def caption_terms(caption: str | None, *, kind: str = "terms", signs: str = SIGN
         found = [t for t in _term_re(signs).findall(text.lower())
                  if len(t) - (t[0] in SIGNS) >= min_length]
     else:
-        text = MENTION_RE.sub(" ", HASHTAG_RE.sub(" ", text))
+        text = _DATE_RE.sub(" ", MENTION_RE.sub(" ", HASHTAG_RE.sub(" ", text)))
         found = [w.lower() for w in _WORD_RE.findall(text) if len(w) >= min_length]
     if stop_words:
         found = [t for t in found if t not in stop_words]

@@ -91,5 +91,17 @@ def test_caption_terms_options():
         caption_terms(caption, signs="$")
 
 
+def test_words_leave_out_written_dates_but_not_month_or_day_words():
+    # a creator's titles stamped as ctime writes dates named an Open Clip Art cluster "aug · wed"
+    assert caption_terms("Flat Icon Collection (Wed Aug 25 23:29:46 2004)", kind="words") == [
+        "flat", "icon", "collection"]
+    assert caption_terms("August 25th, 2004 at the crag", kind="words") == ["at", "the", "crag"]
+    assert caption_terms("sent 3rd of May 2020, 25 Aug too", kind="words") == ["sent", "too"]
+    # without a day number a month or a weekday is a word; the other readers keep every term
+    assert caption_terms("Sunday brunch, may we sat in the sun", kind="words") == [
+        "sunday", "brunch", "may", "we", "sat", "in", "the", "sun"]
+    assert caption_terms("Wed Aug 25") == ["wed", "aug", "25"]
+
+
 def test_pretoken_pattern_is_the_scratch_towers():
     assert PRETOKEN_PATTERN == DATA["scratch_pre_tokenizer"]["pretokenizers"][1]["pattern"]["Regex"]
