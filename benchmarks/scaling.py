@@ -153,7 +153,8 @@ def overrides(workdir: Path, image_size: int, epochs: int, batch_size: int) -> l
     ]
 
 
-def pipeline(workdir: Path, image_size: int, epochs: int, batch_size: int) -> dict:
+def pipeline(workdir: Path, image_size: int, epochs: int, batch_size: int,
+             extra: list[str] = ()) -> dict:
     import logging
     import warnings
 
@@ -169,7 +170,7 @@ def pipeline(workdir: Path, image_size: int, epochs: int, batch_size: int) -> di
     logging.getLogger("lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    cfg = compose(overrides(workdir, image_size, epochs, batch_size))
+    cfg = compose(overrides(workdir, image_size, epochs, batch_size) + list(extra))
     phases: dict = {}
     with timed(phases, "load"):
         datamodule = setup_datamodule(cfg)
@@ -226,6 +227,9 @@ def main() -> None:
                         help="posts per shard at most (default %(default)s)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep each size's files")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override added to the pipeline's (repeatable), e.g. "
+                             "model/autoencoder=post")
     parser.add_argument("--child", choices=("prepare", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -237,14 +241,16 @@ def main() -> None:
         workdir = args.workdir
         result = (prepare(args.n, workdir, args.image_size, args.shard_posts)
                   if args.child == "prepare" else
-                  pipeline(workdir, args.image_size, args.epochs, args.batch_size))
+                  pipeline(workdir, args.image_size, args.epochs, args.batch_size,
+                           args.override))
         args.out.write_text(json.dumps(result))
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
     root = args.workdir or Path(tempfile.mkdtemp(prefix="mmembed-scaling-"))
     common = ["--image-size", str(args.image_size), "--epochs", str(args.epochs),
-              "--batch-size", str(args.batch_size), "--shard-posts", str(args.shard_posts)]
+              "--batch-size", str(args.batch_size), "--shard-posts", str(args.shard_posts),
+              *(a for o in args.override for a in ("--override", o))]
     rows = []
     for n in sizes:
         workdir = root / f"n{n}"
