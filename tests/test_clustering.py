@@ -510,3 +510,22 @@ def test_an_unknown_kernel_is_refused_with_the_choices():
                                                kernel="gauss")):
         with pytest.raises(ValueError, match=r"kernel must be one of \('dec', 'multivariate'\)"):
             make()
+
+
+def test_soft_assign_and_radius_in_row_blocks_equal_the_whole_array(monkeypatch):
+    from mmembed.communities.clustering import base
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1000, 16)).astype(np.float32)
+    centres = rng.normal(size=(5, 16)).astype(np.float32)
+    labels = rng.integers(0, 5, size=1000)
+    whole = [base.student_t_log_soft_assign(x, centres, 5.0, 0.7, kernel)
+             for kernel in ("dec", "multivariate")]
+    radius = base.cluster_radius(x, centres, labels)
+    monkeypatch.setattr(base, "SOFT_ASSIGN_BLOCK", 64)  # 1000 rows: 15 full blocks and a part
+    for kernel, expected in zip(("dec", "multivariate"), whole):
+        blocked = base.student_t_log_soft_assign(x, centres, 5.0, 0.7, kernel)
+        np.testing.assert_allclose(blocked, expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.exp(blocked).sum(1), 1.0, atol=1e-12)
+    assert base.cluster_radius(x, centres, labels) == pytest.approx(radius, rel=1e-12)
+    assert base.student_t_log_soft_assign(x[:0], centres).shape == (0, 5)

@@ -19,6 +19,10 @@ from mmembed.communities.metrics import SILHOUETTE_SAMPLE, silhouette
 STATE_VERSION = 2
 DEFAULT_K_RANGE = (3, 12)
 KERNELS = ("dec", "multivariate")
+#: Rows of latent the soft assignment and the clusters' radius convert to float64 at a time:
+#: their memory is ``SOFT_ASSIGN_BLOCK × d × 8`` bytes a temporary whatever the number of posts
+#: (a whole 32k × 256 latent in float64, with its square, was ~130 MB above the build's arrays).
+SOFT_ASSIGN_BLOCK = 4096
 
 # --------------------------------------------------------------------------- validation
 
@@ -95,18 +99,25 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
 def student_t_log_soft_assign(latent: np.ndarray, centroids: np.ndarray,
                               alpha: float = 1.0, scale: float = 1.0,
                               kernel: str = "dec") -> np.ndarray:
-    """log of :func:`student_t_soft_assign`, exact (computed in log space), float64 [n, K]."""
+    """log of :func:`student_t_soft_assign`, exact (computed in log space), float64 [n, K].
+
+    Rows are converted to float64 :data:`SOFT_ASSIGN_BLOCK` at a time, so the memory beyond the
+    [n, K] result does not grow with n."""
     if alpha <= 0:
         raise ValueError(f"alpha (Student-t degrees of freedom) must be > 0, got {alpha}")
     _check_kernel(kernel)
-    z = np.asarray(latent, dtype=np.float64)
     mu = np.asarray(centroids, dtype=np.float64)
-    d2 = (z * z).sum(1)[:, None] + (mu * mu).sum(1)[None, :] - 2.0 * (z @ mu.T)
-    np.maximum(d2, 0.0, out=d2)
-    dof = alpha + (z.shape[1] if kernel == "multivariate" else 1.0)
-    logits = -0.5 * dof * np.log1p(d2 / (alpha * scale * scale))
-    if logits.shape[0]:
-        logits -= logsumexp(logits, axis=1, keepdims=True)
+    mu_sq = (mu * mu).sum(1)[None, :]
+    n, d = np.shape(latent)
+    dof = alpha + (d if kernel == "multivariate" else 1.0)
+    logits = np.empty((n, mu.shape[0]), dtype=np.float64)
+    for start in range(0, n, SOFT_ASSIGN_BLOCK):
+        z = np.asarray(latent[start:start + SOFT_ASSIGN_BLOCK], dtype=np.float64)
+        d2 = (z * z).sum(1)[:, None] + mu_sq - 2.0 * (z @ mu.T)
+        np.maximum(d2, 0.0, out=d2)
+        block = -0.5 * dof * np.log1p(d2 / (alpha * scale * scale))
+        block -= logsumexp(block, axis=1, keepdims=True)
+        logits[start:start + len(block)] = block
     return logits
 
 
@@ -142,7 +153,13 @@ def cluster_radius(x: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> fl
     or as flat as that arbitrary scale makes it. Measured in units of the clusters' own radius,
     a post at a typical distance from its centre gets the same weight whatever the scale.
     """
-    d2 = ((np.asarray(x, np.float64) - np.asarray(centres, np.float64)[labels]) ** 2).sum(1)
+    centres = np.asarray(centres, np.float64)
+    labels = np.asarray(labels)
+    d2 = np.empty(len(labels), dtype=np.float64)
+    for start in range(0, len(d2), SOFT_ASSIGN_BLOCK):  # float64 rows a block at a time
+        end = start + SOFT_ASSIGN_BLOCK
+        d2[start:end] = ((np.asarray(x[start:end], np.float64) - centres[labels[start:end]])
+                         ** 2).sum(1)
     return float(max(np.sqrt(d2.mean()), 1e-12)) if len(d2) else 1.0
 
 
