@@ -47,7 +47,8 @@ def test_train_ends_with_a_complete_bundle(tiny_run):
     assert manifest["config"]["cluster"]["_target_"].endswith("KMeansClusterer")
 
 
-@pytest.mark.parametrize("method", ["gmm", "pam", "lda"])
+@pytest.mark.parametrize(  # the lda rebuild takes ~10 s: with the long tests
+    "method", ["gmm", "pam", pytest.param("lda", marks=pytest.mark.slow)])
 def test_rebuild_from_checkpoint_with_another_method_needs_no_training(tiny_run, tmp_path,
                                                                      method):
     checkpoint = tiny_run["objects"]["last_checkpoint"]

@@ -169,16 +169,20 @@ def test_help_says_what_the_app_does_with_five_examples(app, must, must_not, tmp
     assert list(tmp_path.iterdir()) == []  # --help writes nothing
 
 
-def test_rank_py_ranks_for_a_hashtag_community_named_as_typed(tiny_bundle, tmp_path):
-    import json
-    import subprocess
-    import sys
-
+def test_a_hashtag_community_resolves_however_it_is_typed(tiny_bundle):
     from mmembed.ranking.ranker import Ranker
 
     ranker = Ranker.from_bundle(tiny_bundle, load_weights=False)
     for query in ("#rockclimbing", "tag-rockclimbing", "rockclimbing", "TAG-ROCKCLIMBING"):
         assert ranker.resolve_community(query) == "#rockclimbing"
+
+
+@pytest.mark.slow  # a rank.py process (~16 s); the names' resolution is in the fast suite above
+def test_rank_py_ranks_for_a_hashtag_community_named_as_typed(tiny_bundle, tmp_path):
+    import json
+    import subprocess
+    import sys
+
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, str(ROOT / "rank.py"), f"bundle={tiny_bundle}",
                            "community=#rockclimbing", f"out={out}", "report=false"],

@@ -84,6 +84,7 @@ def test_sync_batchnorm_only_on_cuda():
     assert "sync_batchnorm" not in resolve_trainer(compose([]).trainer)
 
 
+@pytest.mark.slow  # a whole tiny train and build in bf16 (~11 s)
 def test_bf16_mixed_trains_a_tiny_run_and_builds_its_bundle(tmp_path):
     metrics, objects = train(compose(tiny_overrides(tmp_path) + [
         "trainer.precision=bf16-mixed", "trainer.max_epochs=3", "trainer.min_epochs=1"]))

@@ -96,6 +96,7 @@ def final_state(objects):
             "epoch": trainer.current_epoch, "step": trainer.global_step}
 
 
+@pytest.mark.slow  # two tiny trains (~10 s); test_resume_continues_steps_and_wandb_run is fast
 def test_resume_after_a_crash_mid_epoch_ends_as_the_unbroken_run(tmp_path, monkeypatch):
     """Same weights, metrics, best epoch and early-stopping state as the unbroken run: the
     batch order, dropout masks and checkpoint callbacks pick up where they were."""
@@ -193,6 +194,7 @@ def test_wandb_offline_run_folder_holds_curves_and_sample_table(tmp_path):
         assert os.environ[var].startswith(str(objects["output_dir"].resolve())), var
 
 
+@pytest.mark.slow  # a tiny train (~9 s)
 def test_csv_logger_does_not_touch_wandb(tmp_path, monkeypatch):
     import mmembed.tracking
 
