@@ -52,9 +52,14 @@ def _not_utf8(line: str) -> str | None:
     return None
 
 
+#: JSON's whitespace: a JSON Lines row holding only these is blank. Any other character, even
+#: one ``str.strip`` would drop (a form feed, U+001C), is reported as a row that is not JSON.
+_JSON_WHITESPACE = " \t\r\n"
+
+
 def _jsonl_rows(fh) -> Iterator[tuple[int, dict[str, Any] | PostError]]:
     for number, line in enumerate(fh, start=1):
-        if not line.strip():
+        if not line.strip(_JSON_WHITESPACE):
             continue
         bad = _not_utf8(line)
         if bad:
