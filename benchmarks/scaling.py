@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def overrides(workdir: Path, image_size: int, epochs: int, batch_size: int) -> l
 
 
 def pipeline(workdir: Path, image_size: int, epochs: int, batch_size: int,
-             extra: list[str] = ()) -> dict:
+             extra: Sequence[str] = ()) -> dict:
     import logging
     import warnings
 

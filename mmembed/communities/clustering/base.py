@@ -6,7 +6,7 @@ See :mod:`mmembed.communities.clustering` for the interface and the methods.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -96,6 +96,13 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- shared pieces
 
+def _float64_blocks(x) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(rows, x[rows] as float64)`` for consecutive blocks of :data:`SOFT_ASSIGN_BLOCK` rows."""
+    for start in range(0, len(x), SOFT_ASSIGN_BLOCK):
+        rows = slice(start, start + SOFT_ASSIGN_BLOCK)
+        yield rows, np.asarray(x[rows], dtype=np.float64)
+
+
 def student_t_log_soft_assign(latent: np.ndarray, centroids: np.ndarray,
                               alpha: float = 1.0, scale: float = 1.0,
                               kernel: str = "dec") -> np.ndarray:
@@ -111,13 +118,12 @@ def student_t_log_soft_assign(latent: np.ndarray, centroids: np.ndarray,
     n, d = np.shape(latent)
     dof = alpha + (d if kernel == "multivariate" else 1.0)
     logits = np.empty((n, mu.shape[0]), dtype=np.float64)
-    for start in range(0, n, SOFT_ASSIGN_BLOCK):
-        z = np.asarray(latent[start:start + SOFT_ASSIGN_BLOCK], dtype=np.float64)
+    for rows, z in _float64_blocks(latent):
         d2 = (z * z).sum(1)[:, None] + mu_sq - 2.0 * (z @ mu.T)
         np.maximum(d2, 0.0, out=d2)
         block = -0.5 * dof * np.log1p(d2 / (alpha * scale * scale))
         block -= logsumexp(block, axis=1, keepdims=True)
-        logits[start:start + len(block)] = block
+        logits[rows] = block
     return logits
 
 
@@ -156,10 +162,8 @@ def cluster_radius(x: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> fl
     centres = np.asarray(centres, np.float64)
     labels = np.asarray(labels)
     d2 = np.empty(len(labels), dtype=np.float64)
-    for start in range(0, len(d2), SOFT_ASSIGN_BLOCK):  # float64 rows a block at a time
-        end = start + SOFT_ASSIGN_BLOCK
-        d2[start:end] = ((np.asarray(x[start:end], np.float64) - centres[labels[start:end]])
-                         ** 2).sum(1)
+    for rows, z in _float64_blocks(x):
+        d2[rows] = ((z - centres[labels[rows]]) ** 2).sum(1)
     return float(max(np.sqrt(d2.mean()), 1e-12)) if len(d2) else 1.0
 
 
