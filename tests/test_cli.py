@@ -193,3 +193,30 @@ def test_rank_py_ranks_for_a_hashtag_community_named_as_typed(tiny_bundle, tmp_p
     assert result["community"]["name"] == "#rockclimbing"
     assert result["community"]["id"] == "tag-rockclimbing"
     assert result["community"]["kind"] == "source"
+
+
+# ------------------------------------------------------------------------------ output width
+def test_piped_output_gets_wide_tables_unless_columns_says_otherwise(monkeypatch):
+    import io
+
+    from rich.table import Table
+
+    from mmembed.cli.terminal import PIPED_WIDTH, make_console
+
+    def render(console):
+        table = Table()
+        for name in ("image", "hashtags"):
+            table.add_column(name)
+        table.add_row("a-long-photo-name-from-the-shoot-0001.jpg",
+                      "#sunset #beach #golden_hour #summer #travel #coast #waves #surf")
+        console.print(table)
+        return console.file.getvalue().splitlines()
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    wide = render(make_console(io.StringIO()))
+    assert make_console(io.StringIO()).width == PIPED_WIDTH
+    assert len(wide) == 5  # top rule, header, rule, one unwrapped row, bottom rule
+    assert "#surf" in wide[3] and "0001.jpg" in wide[3]
+    monkeypatch.setenv("COLUMNS", "50")
+    narrow = render(make_console(io.StringIO()))
+    assert max(len(line) for line in narrow) <= 50 and len(narrow) > 5

@@ -238,11 +238,11 @@ def serve(cfg) -> None:
     serve the app until Ctrl+C."""
     import uvicorn
     from omegaconf import OmegaConf
-    from rich.console import Console
 
     from mmembed.cli.rank import resolve_bundle, settings_of
+    from mmembed.cli.terminal import make_console
 
-    console = Console()
+    console = make_console()
     path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)
     console.print(f"bundle [bold]{path}[/bold] ({why})", highlight=False)
     with console.status(f"loading bundle {path} and its model"):

@@ -17,9 +17,9 @@ class RichProgress:
     """
 
     def __init__(self, console=None):
-        from rich.console import Console
+        from mmembed.cli.terminal import make_console
 
-        self.console = console or Console()
+        self.console = console or make_console()
         self._phase = None  # (description, start time, its live spinner)
 
     def __enter__(self) -> RichProgress:

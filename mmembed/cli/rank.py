@@ -100,12 +100,10 @@ def rank(cfg: DictConfig, ranker: Ranker | None = None) -> dict[str, Any]:
     """``rank.py``: load the bundle, rank the photos, print, write CSV/JSON/HTML; the result
     as a dict. ``community=list`` prints the communities and returns ``{"communities": ...}``.
     Errors are exceptions with one clear message (:func:`mmembed.cli.run` prints it)."""
-    from rich.console import Console
-
     from mmembed.cli.progress import RichProgress
-    from mmembed.cli.terminal import print_communities, print_ranking
+    from mmembed.cli.terminal import make_console, print_communities, print_ranking
 
-    console = Console()
+    console = make_console()
     settings = settings_of(cfg)
     if ranker is None:
         path, why = resolve_bundle(cfg.get("bundle"), cfg.paths.index_dir)

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
+
+# A piped or redirected run (``rank.py > log``, CI, ``| less``) has no terminal to measure;
+# rich would then squeeze every table into 80 columns, wrapping the image names and hashtags
+# into unreadable slivers. Such a run gets this width unless ``COLUMNS`` says otherwise.
+PIPED_WIDTH = 160
+
+
+def make_console(file: TextIO | None = None):
+    """The apps' rich console: a terminal's own width, or :data:`PIPED_WIDTH` columns when the
+    output is not a terminal and ``COLUMNS`` is not set."""
+    from rich.console import Console
+
+    stream = file or sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = PIPED_WIDTH if piped and not os.environ.get("COLUMNS") else None
+    return Console(file=file, width=width)
 
 
 def print_ranking(result: Mapping[str, Any], console, rows: int = 20) -> None:

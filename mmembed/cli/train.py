@@ -12,15 +12,13 @@ from mmembed.fileio import atomic_write
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Save the resolved config beside the run's outputs, train, print the bundle's summary."""
-    from rich.console import Console
-
     from mmembed.cli.logs import quiet_libraries
     from mmembed.cli.progress import RichProgress
-    from mmembed.cli.terminal import config_tree, print_build
+    from mmembed.cli.terminal import config_tree, make_console, print_build
     from mmembed.training import train as fit_and_build
 
     quiet_libraries()
-    console = Console()
+    console = make_console()
     output_dir = Path(cfg.paths.output_dir)
     atomic_write(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.get("verbose") or cfg.get("print_config"):

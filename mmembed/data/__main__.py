@@ -22,6 +22,7 @@ from rich.table import Table
 
 from mmembed.cli.argv import prepare
 from mmembed.cli.progress import RichProgress
+from mmembed.cli.terminal import make_console
 from mmembed.config import CONF_DIR, compose
 from mmembed.data import check_images, load_corpus
 from mmembed.data.post import format_skipped
@@ -77,7 +78,7 @@ def print_error(console: Console, exc: Exception) -> None:
 
 
 def main(argv: list[str]) -> int:
-    console = Console()
+    console = make_console()
     argv, shard_args = split_shard_args(argv)
     cfg = compose(prepare(argv, CONF_DIR / "train.yaml"))
     if "shards" in shard_args:
