@@ -450,5 +450,5 @@ def train(cfg: DictConfig, progress: Progress = QUIET) -> tuple[dict[str, float]
     if is_wandb(logger):
         run = logger.experiment
         objects["wandb"] = run.url or str(Path(run.dir).parent)  # offline: its folder
-        run.finish()  # an offline run folder then holds every record
+        run.finish()  # wandb's service then writes out the offline run folder's last records
     return metrics, objects
