@@ -30,6 +30,7 @@ BUILDABLE: frozenset[str] = frozenset({
     "mmembed.models.heads.IdentityAutoencoder",
     "mmembed.models.heads.ContrastiveLatent",
     "mmembed.models.heads.EngagementHead",
+    "mmembed.models.heads.RidgeEngagementHead",
     "mmembed.models.towers.EfficientNetLite0Tower",
     "mmembed.models.towers.ImageNetTagTower",
     "mmembed.models.towers.TorchvisionTower",

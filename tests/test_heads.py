@@ -1,11 +1,16 @@
-"""The clustered latent's heads: the contrastive latent (the default) and the autoencoder."""
+"""The heads: the contrastive latent (the default), the autoencoder, and the engagement heads."""
 
 import pytest
 import torch
 from torch.nn import functional as F
 
 from mmembed.config import compose
-from mmembed.models.heads import ContrastiveLatent, PostAutoencoder
+from mmembed.models.heads import (
+    ContrastiveLatent,
+    EngagementHead,
+    PostAutoencoder,
+    RidgeEngagementHead,
+)
 
 
 def _unit(*shape, seed=0):
@@ -80,3 +85,78 @@ def test_the_contrastive_latent_without_a_text_tower_is_a_clear_error():
 
     with pytest.raises(ValueError, match="model/autoencoder=post"):
         JointEmbedding(SmallCNNTower(out_dim=16), text_tower=None, autoencoder=ContrastiveLatent)
+
+
+# ------------------------------------------------------------------------------ engagement
+def _likes(n, dim=40, noise=2.0, seed=0):
+    """Features and a log engagement that a few of them drive, plus noise a model can memorise."""
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.linspace(0.5, 20.0, dim)  # features on unequal scales
+    x = torch.randn(n, dim, generator=g) * scales
+    signal = (x[:, :4] / scales[:4]) @ torch.tensor([1.0, -0.5, 0.25, 0.1])
+    return x, signal, signal + noise * torch.randn(n, generator=g)
+
+
+def test_the_ridge_head_predicts_unseen_posts_better_than_the_mlp_it_replaces():
+    x, _, y = _likes(600)
+    train, held = slice(0, 300), slice(300, None)
+    ridge = RidgeEngagementHead(x.shape[1])
+    assert not ridge.fitted and torch.equal(ridge(x[:3]), torch.zeros(3))
+    fit = ridge.fit(x[train], y[train])
+    assert ridge.fitted and fit["rows"] == 300 and fit["alpha"] in ridge.alphas
+    mlp = EngagementHead(x.shape[1])
+    opt = torch.optim.AdamW(mlp.parameters(), lr=1e-3, weight_decay=1e-4)
+    for _ in range(400):  # what a training run does to it: fit the training posts closely
+        opt.zero_grad()
+        F.mse_loss(mlp(x[train]), y[train]).backward()
+        opt.step()
+    mlp.eval()
+
+    def corr(pred, rows):
+        return float(torch.corrcoef(torch.stack([pred.detach()[rows], y[rows]]))[0, 1])
+
+    assert corr(mlp(x), train) > corr(ridge(x), train)  # the MLP memorises the noise
+    assert corr(ridge(x), held) > corr(mlp(x), held) + 0.05
+    assert corr(ridge(x), held) > 0.3
+
+
+def test_the_ridge_head_is_scikit_learns_ridge_and_saves_as_tensors():
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    x, _, y = _likes(200, seed=1)
+    head = RidgeEngagementHead(x.shape[1])
+    head.fit(x, y)
+    scaler = StandardScaler().fit(x.double().numpy())
+    ref = Ridge(alpha=float(head.alpha)).fit(scaler.transform(x.double().numpy()), y.numpy())
+    expected = ref.predict(scaler.transform(x[:7].double().numpy()))
+    torch.testing.assert_close(head(x[:7]), torch.as_tensor(expected, dtype=torch.float32),
+                               rtol=1e-4, atol=1e-4)
+    again = RidgeEngagementHead(x.shape[1])
+    again.load_state_dict(head.state_dict())  # what a bundle's model.safetensors restores
+    assert again.fitted and torch.equal(again(x), head(x))
+
+
+def test_the_ridge_head_samples_the_same_rows_every_time_above_its_cap():
+    head = RidgeEngagementHead(4, max_rows=50)
+    rows = torch.arange(1000, 1200)
+    picked = head.sample(rows)
+    assert len(picked) == 50 and torch.equal(picked, head.sample(rows))
+    assert bool((picked.diff() > 0).all()) and set(picked.tolist()) <= set(rows.tolist())
+    assert torch.equal(head.sample(rows[:50]), rows[:50])
+    with pytest.raises(ValueError, match="at least 3"):
+        head.fit(torch.randn(2, 4), torch.randn(2))
+    with pytest.raises(ValueError, match="positive"):
+        RidgeEngagementHead(4, alphas=[0.0, 1.0])
+
+
+def test_the_ridge_head_needs_frozen_towers_and_names_the_fix():
+    from hydra.utils import instantiate
+
+    cfg = compose(["model/image_tower=small_cnn", "model/text_tower=scratch",
+                   "model.freeze_towers=false"])
+    with pytest.raises(Exception, match="model/engagement_head=mlp"):  # Hydra wraps the error
+        instantiate(cfg.model)
+    cfg = compose(["+experiment=scratch_clip"])  # towers that train: the MLP head
+    assert cfg.model.engagement_head._target_.endswith(".EngagementHead")
+    assert compose([]).model.engagement_head._target_.endswith(".RidgeEngagementHead")

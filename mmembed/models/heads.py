@@ -143,3 +143,70 @@ class EngagementHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features).squeeze(-1)
+
+
+class RidgeEngagementHead(nn.Module):
+    """Predicts a post's log engagement rate from its image features by ridge regression,
+    fitted in closed form on the training posts before the first epoch (:meth:`fit`).
+
+    It reads what :class:`EngagementHead` reads, but does not train by gradient. With frozen
+    towers the MLP head memorises its few thousand training posts (Spearman 0.84–0.99 with
+    their engagement, 0.27–0.66 on the validation posts); standardised features and one
+    penalty chosen by scikit-learn's leave-one-out ``RidgeCV`` on the training posts alone
+    predicted the validation posts better in all 9 source × seed runs of the evaluation
+    (synthetic, Tux Paint, Openclipart; Spearman 0.35–0.73 against the MLP's 0.27–0.66).
+    It needs features that stay fixed while the model trains, so
+    :class:`~mmembed.models.joint.JointEmbedding` accepts it only with frozen towers.
+
+    ``alphas``: the penalties ``RidgeCV`` chooses from. ``max_rows``: above this many training
+    posts it is fitted on a seeded sample of that many (``in_dim`` + 1 numbers need no more;
+    the fit holds ``max_rows × in_dim`` floats).
+    """
+
+    def __init__(self, in_dim: int, alphas: tuple[float, ...] | list[float] = tuple(
+                     10.0 ** (e / 4) for e in range(-4, 21)), max_rows: int = 5000):
+        super().__init__()
+        if not alphas or min(alphas) <= 0:
+            raise ValueError(f"alphas must be positive penalties, got {alphas!r}")
+        self.alphas = tuple(float(a) for a in alphas)
+        self.max_rows = int(max_rows)
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("scale", torch.ones(in_dim))
+        self.register_buffer("weight", torch.zeros(in_dim))
+        self.register_buffer("bias", torch.zeros(()))
+        self.register_buffer("alpha", torch.zeros(()))  # the chosen penalty; 0 = not fitted
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.alpha > 0)
+
+    def fit(self, features: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        """Fit on ``features`` [n, in_dim] and ``target`` [n] (at most ``max_rows`` rows, see
+        :meth:`sample`); the chosen penalty and the number of rows."""
+        from sklearn.linear_model import RidgeCV
+        from sklearn.preprocessing import StandardScaler
+
+        x = features.detach().cpu().double().numpy()
+        y = target.detach().cpu().double().numpy()
+        if len(x) < 3:
+            raise ValueError(f"the ridge engagement head needs at least 3 training posts, got "
+                             f"{len(x)}")
+        scaler = StandardScaler().fit(x)
+        ridge = RidgeCV(alphas=self.alphas).fit(scaler.transform(x), y)
+        self.mean.copy_(torch.from_numpy(scaler.mean_))
+        self.scale.copy_(torch.from_numpy(scaler.scale_))
+        self.weight.copy_(torch.from_numpy(ridge.coef_))
+        self.bias.fill_(float(ridge.intercept_))
+        self.alpha.fill_(float(ridge.alpha_))
+        return {"alpha": float(ridge.alpha_), "rows": len(x)}
+
+    def sample(self, rows: torch.Tensor) -> torch.Tensor:
+        """``rows`` (training-post indices), or a sample of ``max_rows`` of them, sorted, the
+        same on every run and every rank."""
+        if len(rows) <= self.max_rows:
+            return rows
+        keep = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))
+        return rows[keep[:self.max_rows].sort().values]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return ((features - self.mean) / self.scale) @ self.weight + self.bias

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +45,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmembed.models import losses
-from mmembed.models.heads import ContrastiveLatent, EngagementHead, PostAutoencoder, ProjectionHead
+from mmembed.models.heads import (
+    ContrastiveLatent,
+    EngagementHead,
+    PostAutoencoder,
+    ProjectionHead,
+    RidgeEngagementHead,
+)
 from mmembed.models.towers import freeze
 from mmembed.stats import spearman
+
+log = logging.getLogger(__name__)
 
 
 def _recall_at_k(queries: torch.Tensor, candidates: torch.Tensor, ks=(1, 5, 10),
@@ -151,6 +160,11 @@ class JointEmbedding(L.LightningModule):
                              "of the image and text embeddings and needs a text tower; without "
                              "one use model/autoencoder=post model.loss_weights.reconstruction=1")
         self.engagement_head = _head(engagement_head or EngagementHead, image_tower.out_dim)
+        if isinstance(self.engagement_head, RidgeEngagementHead) and not freeze_towers:
+            raise ValueError("the ridge engagement head is fitted once on the towers' features "
+                             "before training, so it needs frozen towers "
+                             "(model.freeze_towers=true); with towers that train use "
+                             "model/engagement_head=mlp")
         self.logit_scale = losses.learnable_logit_scale()
         self.text_dropout = text_dropout
         self.loss_weights = {"contrastive": 1.0, "reconstruction": 1.0, "consistency": 1.0,
@@ -273,6 +287,15 @@ class JointEmbedding(L.LightningModule):
 
             self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir,
                                           progress=getattr(datamodule, "progress", QUIET))
+        if isinstance(self.engagement_head, RidgeEngagementHead):  # frozen towers: cached
+            # fitted in closed form on the training posts' cached features, before epoch 0
+            pick = self.engagement_head.sample(torch.arange(len(train_idx)))
+            read = getattr(self._cached, "rows", lambda key, i: self._cached[key][i])
+            fit = self.engagement_head.fit(
+                read("image", torch.as_tensor(train_idx)[pick]),
+                (target[pick] - self.engagement_mean) / self.engagement_std)
+            log.info("ridge engagement head: penalty %.3g, fitted on %d training posts",
+                     fit["alpha"], fit["rows"])
 
     def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Tower features of a batch: given in it, from the frozen-feature cache (by post
