@@ -661,6 +661,17 @@ def load_k_criteria(folders: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def _k_provenance(rows: list[dict[str, Any]]) -> str:
+    """When the table's bundles were built and at which commit the criteria ran."""
+    created = sorted({str(r["created"])[:10] for r in rows if r.get("created")})
+    commits = sorted({r["commit"] for r in rows if r.get("commit")})
+    if not created and not commits:
+        return ("Its bundles' dates and commit were not recorded: it may predate the runs "
+                "in the sections above.")
+    return (f"Bundles built {', '.join(created) or 'on an unrecorded date'}; criteria run at "
+            f"commit {', '.join(f'`{c}`' for c in commits) or 'unrecorded'}.")
+
+
 def k_criteria_section(rows: list[dict[str, Any]]) -> list[str]:
     """How each auto-K criterion does against the true number of categories."""
     if not rows:
@@ -674,7 +685,7 @@ def k_criteria_section(rows: list[dict[str, Any]]) -> list[str]:
              "at that K in brackets; **bold** is within ±20% of the true number of categories. "
              "The default (`cluster.k_range: [3, auto]`, `cluster.k_seeds: 5`) is the best "
              "mean silhouette of 5 k-means fits (seeds 0–4) among K ≤ round(√(N/2)) for N "
-             "training posts; before `k_seeds` it was one fit's.", "",
+             "training posts; before `k_seeds` it was one fit's. " + _k_provenance(rows), "",
              "| bundle | training posts | true K | " + " | ".join(K_CRITERIA[n] for n in names)
              + " |", "|---|---:|---:|" + "---:|" * len(names)]
     for r in rows:

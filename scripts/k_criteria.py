@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     rows = []
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip() or None
     for path in args.bundles:
         bundle = Bundle.load(path)
         posts = list(bundle.posts())
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         ks = range(3, min(args.k_max, int((~held).sum()) - 1) + 1)
         c = curves(latent[~held], ks)
         picked = choose(c, int((~held).sum()))
-        row = {"bundle": bundle.name, "posts": int((~held).sum()),
+        row = {"bundle": bundle.name, "created": bundle.created, "commit": commit,
+               "posts": int((~held).sum()),
                "true_k": len(set(fit_topics)), "picked": picked,
                "held_out_nmi": {name: held_out_nmi(latent[~held], latent[held],
                                                    [t for t, h in zip(topics, held) if h], k)

@@ -250,6 +250,12 @@ def test_the_auto_k_criteria_table_marks_the_ks_near_the_truth(script, tmp_path)
     assert "| 28 (0.650) | **13 (0.640)** | 10 (0.600) | 4 (0.510) |" in row
     assert ("mean silhouette of 5 fits, K ≤ √(N/2) (the default) 1 of 1; silhouette of one fit, "
             "K ≤ √(N/2) (the default before) 0 of 1; BIC (diagonal GMM) 0 of 1") in text
+    # rows without a date or commit say the table may be older than the runs above it
+    assert "dates and commit were not recorded: it may predate the runs" in text
+    rows[0].update(created="2026-12-04T18:00:00+00:00", commit="abc1234")
+    (out / "k_criteria.json").write_text(json.dumps(rows))
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
+    assert "Bundles built 2026-12-04; criteria run at commit `abc1234`." in md.read_text()
     # rows saved before a criterion existed still render, without its column
     for r in rows:
         del r["picked"]["capped1"], r["held_out_nmi"]["capped1"]
