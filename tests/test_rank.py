@@ -293,3 +293,24 @@ def test_settings_are_checked():
         RankSettings(divergence="kl")
     with pytest.raises(RankError, match="followers"):
         RankSettings(followers=-3)
+
+
+def test_the_default_alpha_is_the_bundle_s_choice_and_a_given_one_is_kept(ranker, dataset):
+    """rank.alpha=null (the default) uses the weight that ranked the accounts' own validation
+    posts best; the result says which weight it used and where it came from."""
+    from mmembed.ranking.blend import ALPHA_GRID
+
+    paths = sorted(dataset["shoot"].glob("*.jpg"))[:6]
+    community = ranker.default_community()
+    chosen = ranker.chosen_alpha(RankSettings())
+    assert chosen.alpha in ALPHA_GRID and chosen.posts > 0 and chosen.communities > 0
+    assert set(chosen.ndcg) == set(ALPHA_GRID) and chosen.ndcg[chosen.alpha] == max(
+        chosen.ndcg.values())
+    default = ranked(ranker, paths, community, RankSettings())
+    assert default["settings"]["alpha"] == chosen.alpha
+    assert default["settings"]["alpha_source"] == chosen.source
+    same = ranked(ranker, paths, community, RankSettings(alpha=chosen.alpha))
+    assert same["settings"]["alpha_source"] == "rank.alpha"
+    assert [p["score"] for p in same["photos"]] == [p["score"] for p in default["photos"]]
+    given = ranked(ranker, paths, community, RankSettings(alpha=1.0))
+    assert given["settings"]["alpha"] == 1.0

@@ -348,3 +348,34 @@ def test_rank_order_is_a_permutation_sorting_best_first(s):
     assert sorted(ranks.tolist()) == list(range(1, len(s) + 1))
     by_rank = np.asarray(s)[np.argsort(ranks)]
     assert (np.diff(by_rank) <= 0).all()
+
+
+def _case(fit, engagement, relevance):
+    from mmembed.ranking.blend import Case
+    from mmembed.ranking.score import Reference
+
+    fit, engagement = np.asarray(fit, float), np.asarray(engagement, float)
+    return Case(fit, engagement, Reference(fit, engagement), np.asarray(relevance, float))
+
+
+def test_alpha_is_chosen_where_the_community_s_own_posts_rank_best():
+    from mmembed.ranking.blend import FALLBACK_ALPHA, choose_alpha
+
+    rng = np.random.default_rng(0)
+    relevance = np.r_[np.linspace(1.0, 0.5, 20), np.zeros(180)]
+    member = (relevance > 0).astype(float)
+    clear = -member + 0.01 * rng.normal(size=200)  # low fit / high engagement = member
+    blurred = -member + 0.8 * rng.normal(size=200)
+    misleading = member + 0.8 * rng.normal(size=200)
+    # fit tells the members apart and predicted engagement points the other way: fit alone
+    by_fit = choose_alpha([_case(blurred, -misleading, relevance)], posts=200)
+    assert by_fit.alpha == 0.0 and by_fit.ndcg[0.0] > by_fit.ndcg[0.3] > by_fit.ndcg[1.0]
+    assert by_fit.source.startswith("chosen on 200 held-out posts of 1 accounts (NDCG@10 ")
+    # the other way round: engagement alone
+    assert choose_alpha([_case(misleading, -blurred, relevance)]).alpha == 1.0
+    # both rank perfectly: every weight does, and the tie goes to the fallback
+    agree = choose_alpha([_case(clear, -clear, member)])
+    assert agree.alpha == FALLBACK_ALPHA and min(agree.ndcg.values()) == pytest.approx(1.0)
+    # nothing to find: the fallback, saying so
+    none = choose_alpha([_case(blurred, misleading, np.zeros(200))])
+    assert none.alpha == FALLBACK_ALPHA and none.ndcg == {} and "no held-out post" in none.source

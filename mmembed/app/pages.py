@@ -45,7 +45,7 @@ def upload_page(service: RankService, selected: str | None = None) -> str:
         "communities": [{"id": c["id"], "name": c["name"], "size": c["size"],
                          "kind": _KINDS.get(c["kind"], c["kind"])} for c in communities],
         "selected": service.ranker.community_ids[chosen],
-        "alpha": f"{service.settings.alpha:g}",
+        "alpha": f"{service.ranker.blend_alpha(service.settings)[0]:g}",
         "limits": {"files": app.max_files, "file_mb": f"{app.max_file_mb:g}",
                    "upload_mb": f"{app.max_upload_mb:g}"},
     })

@@ -60,6 +60,7 @@ from mmembed.communities.metrics import chance_nmi, truth_metrics
 from mmembed.data.photos import photo_loader
 from mmembed.models.predict import predict_batches
 from mmembed.ranking import divergence
+from mmembed.ranking.blend import ndcg_at_k
 from mmembed.ranking.diversity import display_order
 from mmembed.ranking.duplicates import duplicate_groups, group_leaders
 from mmembed.ranking.ranker import Ranker
@@ -67,22 +68,17 @@ from mmembed.ranking.score import percentile_among, rank_order, score
 from mmembed.ranking.settings import RankError, RankSettings
 from mmembed.stats import spearman
 
-__all__ = ["EvalSettings", "default_alpha", "evaluate", "frozen_feature_kmeans", "ndcg_at_k",
+__all__ = ["EvalSettings", "evaluate", "frozen_feature_kmeans", "ndcg_at_k",
            "pairwise_accuracy", "precision_at_k"]
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
-
-
-def default_alpha() -> float:
-    """``rank.alpha``'s default (what ``rank.py`` uses)."""
-    return float(RankSettings().alpha)
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     """What ``conf/evaluate.yaml`` sets (see there)."""
 
-    alpha: float | None = None  # None = default_alpha()
+    alpha: float | None = None  # None = rank.py's default: chosen on the validation posts
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     k: int = 10
     seed: int = 0
@@ -94,14 +90,14 @@ class EvalSettings:
     rank: RankSettings = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        alpha = default_alpha() if self.alpha is None else float(self.alpha)
+        alpha = None if self.alpha is None else float(self.alpha)
         object.__setattr__(self, "alpha", alpha)
         object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
         if self.random_repeats < 1:
             raise ValueError(f"random_repeats must be >= 1, got {self.random_repeats!r}")
-        for a in (alpha, *self.alphas):
+        for a in (*([] if alpha is None else [alpha]), *self.alphas):
             if not 0.0 <= a <= 1.0:
                 raise ValueError(f"alphas must lie in [0, 1], got {a!r}")
         # Validates divergence/eps/batch_size/device exactly as rank.py does.
@@ -129,17 +125,6 @@ class EvalSettings:
 
 
 # ------------------------------------------------------------------------------ metrics
-def ndcg_at_k(scores: np.ndarray, relevance: np.ndarray, k: int) -> float:
-    """NDCG@k of ranking by ``scores`` (higher first; tied scores share their gain, as in
-    scikit-learn's ``ndcg_score``); NaN if nothing is relevant."""
-    from sklearn.metrics import ndcg_score
-
-    rel = np.asarray(relevance, dtype=np.float64)
-    if rel.sum() <= 0:
-        return math.nan
-    return float(ndcg_score(rel[None, :], np.asarray(scores, dtype=np.float64)[None, :], k=k))
-
-
 def precision_at_k(scores: np.ndarray, member: np.ndarray, k: int) -> float:
     """Share of the top ``k`` (by ``scores``) that are members."""
     order = np.argsort(rank_order(scores))[:k]
@@ -243,7 +228,9 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     # ---------------------------------------------------------------- ranking quality
     k = settings.k
     percentile = percentile_among(actual, actual) / 100.0
-    alphas = sorted({settings.alpha, 0.0, 1.0, *settings.alphas})
+    alpha, res["settings"]["alpha_source"] = ranker.blend_alpha(settings.rank)
+    res["settings"]["alpha"] = alpha
+    alphas = sorted({alpha, 0.0, 1.0, *settings.alphas})
     rows = ("default", "cluster_kl_only", "random", *[f"a{a}" for a in alphas])
     got: dict[str, dict[str, list[float]]] = {r: {"ndcg": [], "precision": []} for r in rows}
     ties = []
@@ -306,7 +293,7 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
         "engagement_only": summary(got["a1.0"]),
         "cluster_kl_only": summary(got["cluster_kl_only"]),
         "fit_only": summary(got["a0.0"]),
-        "alpha_sweep": {str(a): summary(got[f"a{a}"]) for a in settings.alphas},
+        "alpha_sweep": {str(a): summary(got[f"a{a}"]) for a in sorted({alpha, *settings.alphas})},
     }
     return res
 

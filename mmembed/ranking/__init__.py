@@ -10,11 +10,13 @@ For each candidate photo ``x`` and target community ``c``:
 
        score = (1 - alpha) * (-z(fit)) + alpha * z(engagement)     (higher is better)
 
-   so ``alpha = 0`` is pure fit and ``alpha = 1`` pure engagement.
+   so ``alpha = 0`` is pure fit and ``alpha = 1`` pure engagement; unless it is given,
+   ``alpha`` is the bundle's choice on its validation posts (:mod:`mmembed.ranking.blend`).
 
 The modules: :mod:`.ranker` (the :class:`~mmembed.ranking.ranker.Ranker`, which loads a bundle
 and returns a :class:`~mmembed.ranking.result.RankingResult`), :mod:`.settings` (``rank.*``),
 :mod:`.result`, and the maths, plain numpy with no model, config or I/O: :mod:`.divergence`,
-:mod:`.score`, :mod:`.suggest`. Import from the modules; the package does not re-export.
+:mod:`.score`, :mod:`.blend`, :mod:`.suggest`. Import from the modules; the package does not
+re-export.
 """
 

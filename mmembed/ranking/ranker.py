@@ -56,6 +56,7 @@ from mmembed.models.predict import predict_batches
 from mmembed.models.towers.photo_stats import PHOTO_STATS_NAMES, photo_statistics
 from mmembed.progress import QUIET, Progress
 from mmembed.ranking import divergence
+from mmembed.ranking.blend import MAX_CANDIDATES, MAX_COMMUNITIES, Case, ChosenAlpha, choose_alpha
 from mmembed.ranking.calibration import temper
 from mmembed.ranking.captions import (
     CopyGuard,
@@ -73,7 +74,13 @@ from mmembed.ranking.duplicates import (
     photo_quality,
 )
 from mmembed.ranking.result import RankedPhoto, RankingResult, SkippedInput
-from mmembed.ranking.score import Reference, audience_score, expected_likes, score
+from mmembed.ranking.score import (
+    Reference,
+    audience_score,
+    expected_likes,
+    percentile_among,
+    score,
+)
 from mmembed.ranking.settings import RankError, RankSettings
 from mmembed.ranking.suggest import SELF_SIMILARITY, CommunityPosts, suggest
 from mmembed.ranking.trust import (
@@ -177,6 +184,7 @@ class Ranker:
         self._latents: dict[str, np.ndarray] | None = None
         self._features = None
         self._references: dict[tuple, Reference] = {}
+        self._alphas: dict[tuple, ChosenAlpha] = {}
         self._vocabularies: dict[tuple[str, int], Vocabulary] = {}
 
     @classmethod
@@ -415,6 +423,46 @@ class Ranker:
             self._references[key] = Reference(parts.fit, parts.engagement, source)
         return self._references[key]
 
+    def chosen_alpha(self, settings: RankSettings) -> ChosenAlpha:
+        """The blend weight that best ranks the accounts' own validation posts
+        (:mod:`mmembed.ranking.blend`); computed once per fit setting."""
+        key = (settings.divergence, settings.eps, settings.lift_weight, settings.batch_size)
+        if key not in self._alphas:
+            posts = self.posts()
+            rows = np.asarray([i for i, r in enumerate(posts) if r.get("split") == "val"],
+                              dtype=np.int64)
+            if rows.size > MAX_CANDIDATES:
+                rng = np.random.default_rng(0)
+                rows = np.sort(rng.choice(rows, size=MAX_CANDIDATES, replace=False))
+            ids = [posts[i]["post_id"] for i in rows]
+            actual = np.asarray([float(posts[i]["engagement"]) for i in rows])
+            percentile = percentile_among(actual, actual) / 100.0 if rows.size else actual
+            members = {}
+            for n, c in self.communities.items():
+                if c.kind == "account":
+                    own_posts = set(c.members)
+                    members[n] = np.asarray([i in own_posts for i in ids], dtype=np.float64)
+            judged = sorted((n for n in members if members[n].any()),
+                            key=lambda n: (-members[n].sum(), n))[:MAX_COMMUNITIES]
+            lat = self.latents()
+            own = self.index.rows_of(ids) if rows.size else None
+            cases = []
+            for name in judged:
+                parts = self.fit_parts(lat["latent_image"][rows], lat["z_image"][rows],
+                                       lat["engagement_pred"][rows].astype(np.float64), name,
+                                       settings, own_rows=own)
+                cases.append(Case(parts.fit, parts.engagement, self.reference(name, settings),
+                                  members[name] * percentile))
+            self._alphas[key] = choose_alpha(cases, posts=int(rows.size))
+        return self._alphas[key]
+
+    def blend_alpha(self, settings: RankSettings) -> tuple[float, str]:
+        """``(alpha, where it came from)``: ``rank.alpha`` when given, else the chosen one."""
+        if settings.alpha is not None:
+            return float(settings.alpha), "rank.alpha"
+        chosen = self.chosen_alpha(settings)
+        return chosen.alpha, chosen.source
+
     # ---------------------------------------------------------------- ranking
     def rank(self, paths: Sequence[str | Path], community: str,
              settings: RankSettings | None = None, skipped: Sequence[SkippedInput] = (),
@@ -440,8 +488,9 @@ class Ranker:
         parts = self.fit_parts(photos.latent, photos.z_image, photos.engagement, community,
                                settings, unlike=photos.unlike)
         reference = self.reference(community, settings)
-        scores = score(parts.fit, parts.engagement, settings.alpha, reference)
-        audience = audience_score(scores, reference, settings.alpha)
+        alpha, alpha_source = self.blend_alpha(settings)
+        scores = score(parts.fit, parts.engagement, alpha, reference)
+        audience = audience_score(scores, reference, alpha)
         groups = duplicate_groups(photos.hashes, photos.z_image)
         leaders = group_leaders(groups, scores, parts.engagement, photos.quality)
         sizes = np.bincount(groups)
@@ -493,5 +542,6 @@ class Ranker:
                     "created": self.bundle.created, "k": self.k},
             community=self.community_summary(community),
             clusters=[{"id": c.id, "name": c.name} for c in self.clusters],
-            settings=settings.to_dict(), photos=ranked, skipped=list(photos.skipped),
+            settings={**settings.to_dict(), "alpha": alpha, "alpha_source": alpha_source},
+            photos=ranked, skipped=list(photos.skipped),
             reference={"posts": len(reference), "source": reference.source}, post=post)

@@ -25,9 +25,9 @@ class RankSettings:
     """How photos are ranked (``rank.*``).
 
     alpha: score = (1 - alpha) * (-z(fit)) + alpha * z(engagement), z against the
-        community's own held-out posts. 0.3: fit leads. Which photos belong in front of this
-        audience is the question asked, and engagement predicted from pixels alone is the
-        noisier signal; it breaks near-ties in fit.
+        community's own held-out posts. null (the default): the weight that best ranks the
+        accounts' own well-liked validation posts (:mod:`mmembed.ranking.blend`), 0.3 where
+        the bundle has none; a number in [0, 1] is used as given.
     lift_weight: fit = KL(p_c || q) - lift_weight * lift, where the lift says how much more
         often than posts in general the posts around the photo are the community's (nats).
         0 = the cluster-level fit alone.
@@ -55,7 +55,7 @@ class RankSettings:
     followers: the posting account's followers: expected likes = followers * exp(rate).
     """
 
-    alpha: float = 0.3
+    alpha: float | None = None
     lift_weight: float = 1.0
     diversity: float = 0.0
     post_top: int = 5
@@ -74,9 +74,11 @@ class RankSettings:
 
     def __post_init__(self) -> None:
         alpha = self.alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, int | float)
+                                  or not 0 <= alpha <= 1):
             raise RankError(f"rank.alpha must be a number in [0, 1] (0 = pure fit, 1 = pure "
-                            f"engagement), got {alpha!r}")
+                            f"engagement) or null (chosen on the bundle's held-out posts), "
+                            f"got {alpha!r}")
         for name in ("lift_weight", "diversity"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (

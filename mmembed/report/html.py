@@ -94,6 +94,9 @@ def _settings(result: Mapping[str, Any], n_ranked: int) -> dict[str, Any]:
             f"{100 * a:.0f}% predicted engagement, both measured against this community's "
             "own posts, so the audience score (the share of them a photo beats) means the "
             "same for one photo as for a thousand.")
+        source = s.get("alpha_source")
+        if isinstance(source, str) and source != "rank.alpha":
+            alpha_text += f" α was {source}."
     eps = fmt.number(s.get("eps"))
     followers = fmt.number(s.get("followers"))
     lift = fmt.number(s.get("lift_weight"))
