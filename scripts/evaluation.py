@@ -634,7 +634,8 @@ def source_section(data: str, records: list[dict[str, Any]]) -> list[str]:
     skipped = [e for e in EXPERIMENTS if e not in _experiments(records)]
     if skipped:
         lines += [f"Not run on this source: {', '.join(skipped)} (the goals are the default's, "
-                  "and the time available went to its seeds).", ""]
+                  "and the time available went to its seeds; numbers from earlier commits are "
+                  "in this file's git history).", ""]
     lines += [f"Cells are {spread}; the seed also draws the data.", "",
               "### Goals", "", *goals_table(data, records), "",
               "### All numbers", "", *metric_table(records), "",
