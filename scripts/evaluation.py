@@ -427,20 +427,31 @@ def _beats_all(run: dict[str, Any]) -> bool | None:
     return all(mine >= v for v in others)
 
 
+def _alphas_used(runs: list[dict[str, Any]]) -> str:
+    """The α of each seed's default ranking, marked when a run set it rather than chose it."""
+    cells = []
+    for r in runs:
+        settings = r.get("settings") or {}
+        alpha = settings.get("alpha")
+        chosen = str(settings.get("alpha_source", "")).startswith("chosen")
+        cells.append("–" if alpha is None else f"{alpha:g}" + ("" if chosen else " (fixed)"))
+    return ", ".join(cells)
+
+
 def ranking_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = ["| row | mmembed (default ranking) | " + " | ".join(BASELINES.values())
-             + " | best α of the sweep | at or above every baseline |",
-             "|---|---:|" + "---:|" * len(BASELINES) + "---:|---|"]
+    lines = ["| row | mmembed (default ranking) | α it used, per seed | "
+             + " | ".join(BASELINES.values()) + " | best α of the sweep | at or above every "
+             "baseline |", "|---|---:|---:|" + "---:|" * len(BASELINES) + "---:|---|"]
     for experiment in _experiments(records):
         ok = [r for r in _runs(records, experiment) if _ok(r)]
         if not ok:
-            lines.append(f"| {experiment} | failed |" + " |" * (len(BASELINES) + 2))
+            lines.append(f"| {experiment} | failed |" + " |" * (len(BASELINES) + 3))
             continue
         best = [max((v.get("ndcg@10") or -1.0) for v in r["baselines"]["alpha_sweep"].values())
                 for r in ok if r.get("baselines", {}).get("alpha_sweep")]
         wins = [_beats_all(r) for r in ok]
         lines.append(f"| {experiment}{_seeds_note(records, experiment)} | "
-                     f"{_cell([metric(r, 'ndcg@10') for r in ok])} | "
+                     f"{_cell([metric(r, 'ndcg@10') for r in ok])} | {_alphas_used(ok)} | "
                      + " | ".join(_cell([baseline(r, n) for r in ok]) for n in BASELINES)
                      + f" | {_cell(best)} | {sum(bool(w) for w in wins)} of {len(ok)} seeds |")
     return lines
@@ -754,7 +765,9 @@ def write_markdown(path: Path, by_data: dict[str, list[dict[str, Any]]],
              "- **NDCG@10 / precision@10**: for each account, rank all held-out photos; the "
              "right answers are that account's own posts, weighted by how well they did. "
              "Compare the score with the random, engagement-only, cluster-KL-only and "
-             "fit-only rankings. **Tied fits**: the share of the top 20 whose fit equals "
+             "fit-only rankings. The default ranking blends fit and engagement with the α "
+             "its bundle chose the same way on its validation posts, never these (`rank.alpha"
+             "=null`; column *α it used*). **Tied fits**: the share of the top 20 whose fit equals "
              "another's (a fit that cannot tell photos apart).",
              "- **Goals**: each seed is judged on its own; a goal is met only if it is met on "
              "every seed. The first five (held-out NMI against the frozen-feature reference, "

@@ -65,10 +65,12 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     # seed 0 beats the concatenated reference (0.60 vs 0.55); seed 1 does not (0.50 vs 0.52)
     _save(out, _record("tuxpaint", 0, {"joint_clip": _run(0.60, 0.35, k=14, nmi_train=0.62,
                                                           image_nmi=0.57) | {
-        "nmi_chance": 0.3, "nmi_train_chance": 0.05}},
+        "nmi_chance": 0.3, "nmi_train_chance": 0.05,
+        "settings": {"alpha": 0.1, "alpha_source": "chosen on 40 held-out posts of 8"}}},
                        _ref(14, 15, concat=0.55)))
     _save(out, _record("tuxpaint", 1, {"joint_clip": _run(0.50, 0.25, k=5, nmi_train=0.70,
-                                                          image_nmi=0.40, tied=0.2),
+                                                          image_nmi=0.40, tied=0.2) | {
+        "settings": {"alpha": 0.3, "alpha_source": "rank.alpha"}},
                                        "seed_baseline": _run(0.3, 0.2)},
                        _ref(5, 15, concat=0.52)))
     md = tmp_path / "EVALUATION.md"
@@ -92,6 +94,10 @@ def test_goals_are_judged_seed_by_seed_in_plain_words(script, tmp_path):
     assert "K = 14 for 15: met" in k and "K = 5 for 15: not met" in k
     # seed 1's default ranking (0.25) is below fit only (0.30)
     assert "0.250 vs 0.300 (fit only (α = 0)): not met" in _row(text, "| default ranking's")
+    # the ranking table names each seed's alpha, and whether the bundle chose it
+    ranking = next(line for line in text.splitlines()
+                   if line.startswith("| joint_clip |") and "of 2 seeds |" in line)
+    assert ranking.startswith("| joint_clip | 0.300 ± 0.071 | 0.1, 0.3 (fixed) | ")
     # the synthetic-only goals do not appear for Tux Paint
     assert "| profile TV | ≤ 0.10" not in text
     assert "Only 2 of the 3 seeds were run on this source" in text
