@@ -97,7 +97,7 @@ class EvalSettings:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
         if self.random_repeats < 1:
             raise ValueError(f"random_repeats must be >= 1, got {self.random_repeats!r}")
-        for a in (*([] if alpha is None else [alpha]), *self.alphas):
+        for a in [a for a in (alpha, *self.alphas) if a is not None]:
             if not 0.0 <= a <= 1.0:
                 raise ValueError(f"alphas must lie in [0, 1], got {a!r}")
         # Validates divergence/eps/batch_size/device exactly as rank.py does.
@@ -239,6 +239,8 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     used = []
     accounts = sorted(name for name, c in ranker.communities.items() if c.kind == "account")
     groups = duplicate_groups(photos.hashes, photos.z_image)
+    fits = ranker.fit_parts_by_community(photos.latent, photos.z_image, photos.engagement,
+                                         accounts, settings.rank, unlike=photos.unlike)
 
     def displayed(s: np.ndarray, engagement: np.ndarray) -> np.ndarray:
         """``s`` in rank.py's display order (flagged photos and near-copies last), as a score."""
@@ -259,8 +261,7 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
         default = np.empty(n)
         default[order] = -np.arange(n, dtype=np.float64)  # rank.py's order as a score
         profile = np.asarray(ranker.communities[name].profile, dtype=np.float64)
-        parts = ranker.fit_parts(photos.latent, photos.z_image, photos.engagement, name,
-                                 settings.rank, unlike=photos.unlike)
+        parts = fits[name]
         reference = ranker.reference(name, settings.rank)
         kl_only = -divergence.fit(profile, q_raw, settings.divergence, settings.eps)
         candidates = {"default": default,

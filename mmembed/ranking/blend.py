@@ -28,12 +28,14 @@ import numpy as np
 
 from mmembed.ranking.score import Reference, score
 
-__all__ = ["ALPHA_GRID", "FALLBACK_ALPHA", "ChosenAlpha", "choose_alpha", "ndcg_at_k"]
+__all__ = ["ALPHA_GRID", "FALLBACK_ALPHA", "GIVEN", "ChosenAlpha", "choose_alpha", "ndcg_at_k"]
 
 #: The weights tried.
 ALPHA_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
 #: The weight without held-out posts to choose on (and the tie-breaker): fit leads.
 FALLBACK_ALPHA = 0.3
+#: The source of an ``alpha`` the user gave (``ranking.json``'s ``settings.alpha_source``).
+GIVEN = "rank.alpha"
 #: Validation posts ranked at most (a seeded sample of a bigger split).
 MAX_CANDIDATES = 1000
 #: Account communities judged at most (those with the most validation posts).

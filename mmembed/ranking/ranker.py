@@ -56,7 +56,14 @@ from mmembed.models.predict import predict_batches
 from mmembed.models.towers.photo_stats import PHOTO_STATS_NAMES, photo_statistics
 from mmembed.progress import QUIET, Progress
 from mmembed.ranking import divergence
-from mmembed.ranking.blend import MAX_CANDIDATES, MAX_COMMUNITIES, Case, ChosenAlpha, choose_alpha
+from mmembed.ranking.blend import (
+    GIVEN,
+    MAX_CANDIDATES,
+    MAX_COMMUNITIES,
+    Case,
+    ChosenAlpha,
+    choose_alpha,
+)
 from mmembed.ranking.calibration import temper
 from mmembed.ranking.captions import (
     CopyGuard,
@@ -354,15 +361,12 @@ class Ranker:
                       skipped=skipped_rows, **arrays)
 
     # ---------------------------------------------------------------- fit
-    def _lift(self, z_image: np.ndarray, community: str, rows: int,
-              own_rows: np.ndarray | None = None) -> np.ndarray:
-        """The local lift of ``z_image`` for ``community``; ``own_rows`` (index rows of posts
-        scored as references) are left out of their own neighbourhoods."""
-        lift = self.calibration["lift"]
-        k = int(lift["neighbours"])
-        member = np.zeros(self.index.ntotal, dtype=bool)
-        member[self.index.rows_of(self.communities[community].members)] = True
-        prior = max(member.mean(), 1.0 / self.index.ntotal)
+    def _neighbours(self, z_image: np.ndarray, rows: int,
+                    own_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(similarities, index rows)`` ``[n, k]`` of the ``lift.neighbours`` nearest posts of
+        each ``z_image`` (no copy of the photo itself); ``own_rows`` (index rows of posts scored
+        as references) are left out of their own neighbourhoods."""
+        k = int(self.calibration["lift"]["neighbours"])
 
         def search(z: np.ndarray) -> np.ndarray:
             sims, _, found = self.index.search(z, k + 1)
@@ -375,26 +379,45 @@ class Ranker:
             drop |= found == own_rows[:, None]
         sims = np.where(drop, -np.inf, sims)
         order = np.argsort(drop, axis=1, kind="stable")[:, :k]  # the k nearest kept ones
-        sims = np.take_along_axis(sims, order, axis=1)
-        found = np.take_along_axis(found, order, axis=1)
+        return np.take_along_axis(sims, order, axis=1), np.take_along_axis(found, order, axis=1)
+
+    def _lift(self, neighbours: tuple[np.ndarray, np.ndarray], community: str) -> np.ndarray:
+        """The local lift for ``community`` of photos with these :meth:`_neighbours`."""
+        sims, found = neighbours
+        member = np.zeros(self.index.ntotal, dtype=bool)
+        member[self.index.rows_of(self.communities[community].members)] = True
+        prior = max(member.mean(), 1.0 / self.index.ntotal)
         is_member = np.where(found >= 0, member[np.maximum(found, 0)], False)
-        return local_lift(sims, is_member, prior, float(lift["bandwidth"]))
+        return local_lift(sims, is_member, prior, float(self.calibration["lift"]["bandwidth"]))
 
     def fit_parts(self, latent: np.ndarray, z_image: np.ndarray, engagement: np.ndarray,
                   community: str, settings: RankSettings, unlike: np.ndarray | None = None,
                   own_rows: np.ndarray | None = None) -> FitParts:
         """Every part of the fit and the clipped engagement of n photos or posts."""
+        return self.fit_parts_by_community(latent, z_image, engagement, [community], settings,
+                                           unlike, own_rows)[community]
+
+    def fit_parts_by_community(self, latent: np.ndarray, z_image: np.ndarray,
+                               engagement: np.ndarray, communities: Sequence[str],
+                               settings: RankSettings, unlike: np.ndarray | None = None,
+                               own_rows: np.ndarray | None = None) -> dict[str, FitParts]:
+        """:meth:`fit_parts` for each of ``communities``; what does not depend on the community
+        (the soft assignment, the neighbour search, the clipped engagement) is computed once."""
         rows = settings.batch_size
-        p_c = np.asarray(self.communities[community].profile, dtype=np.float64)
         q = in_chunks(lambda z: temper(self.clusterer.log_soft_assign(z), self.temperature),
                       latent, rows)
-        kl = divergence.fit(p_c, q, settings.divergence, settings.eps)
-        lift = self._lift(z_image, community, rows, own_rows)
+        neighbours = self._neighbours(z_image, rows, own_rows)
         low, high = self.calibration["engagement_range"]
         eng, unreliable = clip_engagement(
             engagement, low, high, np.zeros(len(engagement), bool) if unlike is None else unlike)
-        return FitParts(q=q, kl=kl, lift=lift, fit=kl - settings.lift_weight * lift,
-                        engagement=eng, unreliable=unreliable)
+        out = {}
+        for name in communities:
+            p_c = np.asarray(self.communities[name].profile, dtype=np.float64)
+            kl = divergence.fit(p_c, q, settings.divergence, settings.eps)
+            lift = self._lift(neighbours, name)
+            out[name] = FitParts(q=q, kl=kl, lift=lift, fit=kl - settings.lift_weight * lift,
+                                 engagement=eng, unreliable=unreliable)
+        return out
 
     def reference(self, community: str, settings: RankSettings) -> Reference:
         """The community's own held-out (validation) posts scored as new photos; with fewer
@@ -445,21 +468,19 @@ class Ranker:
             judged = sorted((n for n in members if members[n].any()),
                             key=lambda n: (-members[n].sum(), n))[:MAX_COMMUNITIES]
             lat = self.latents()
-            own = self.index.rows_of(ids) if rows.size else None
-            cases = []
-            for name in judged:
-                parts = self.fit_parts(lat["latent_image"][rows], lat["z_image"][rows],
-                                       lat["engagement_pred"][rows].astype(np.float64), name,
-                                       settings, own_rows=own)
-                cases.append(Case(parts.fit, parts.engagement, self.reference(name, settings),
-                                  members[name] * percentile))
+            parts = self.fit_parts_by_community(
+                lat["latent_image"][rows], lat["z_image"][rows],
+                lat["engagement_pred"][rows].astype(np.float64), judged, settings,
+                own_rows=self.index.rows_of(ids)) if judged else {}
+            cases = [Case(parts[n].fit, parts[n].engagement, self.reference(n, settings),
+                          members[n] * percentile) for n in judged]
             self._alphas[key] = choose_alpha(cases, posts=int(rows.size))
         return self._alphas[key]
 
     def blend_alpha(self, settings: RankSettings) -> tuple[float, str]:
         """``(alpha, where it came from)``: ``rank.alpha`` when given, else the chosen one."""
         if settings.alpha is not None:
-            return float(settings.alpha), "rank.alpha"
+            return float(settings.alpha), GIVEN
         chosen = self.chosen_alpha(settings)
         return chosen.alpha, chosen.source
 

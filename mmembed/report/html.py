@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from mmembed.fileio import atomic_write
+from mmembed.ranking.blend import GIVEN
 from mmembed.report import formatting as fmt
 from mmembed.report import templating, wording
 from mmembed.report.colors import cluster_colors, cluster_name, short_name
@@ -95,7 +96,7 @@ def _settings(result: Mapping[str, Any], n_ranked: int) -> dict[str, Any]:
             "own posts, so the audience score (the share of them a photo beats) means the "
             "same for one photo as for a thousand.")
         source = s.get("alpha_source")
-        if isinstance(source, str) and source != "rank.alpha":
+        if isinstance(source, str) and source != GIVEN:
             alpha_text += f" α was {source}."
     eps = fmt.number(s.get("eps"))
     followers = fmt.number(s.get("followers"))
