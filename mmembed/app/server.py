@@ -199,7 +199,8 @@ def create_app(service: RankService) -> FastAPI:
                  followers: Annotated[float | None, Form(ge=0, description=(
                      "The posting account's followers: adds expected likes"))] = None,
                  alpha: Annotated[float | None, Form(ge=0, le=1, description=(
-                     "0 = content fit only, 1 = predicted engagement only"))] = None
+                     "0 = content fit only, 1 = predicted engagement only; none: the "
+                     "bundle's choice on its held-out posts"))] = None
                  ) -> Response:
         """Rank the uploaded photos for `community`, as `python rank.py` would."""
         ranking = service.rank([(f.filename, f.file) for f in files], community, alpha,
