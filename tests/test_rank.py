@@ -92,6 +92,9 @@ def test_rank_py_end_to_end(bundle, dataset, tmp_path):
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     result = json.loads((out / "ranking.json").read_text())
     assert result["community"]["defaulted"] and result["community"]["kind"] == "account"
+    alpha = result["settings"]["alpha"]  # the terminal says which weight it used, and why
+    assert (f"Score: {100 * (1 - alpha):.0f}% content fit, {100 * alpha:.0f}% predicted "
+            f"engagement (α = {alpha:g}, {result['settings']['alpha_source']})") in proc.stdout
     k = result["bundle"]["k"]
     photo = result["photos"][0]
     assert len(photo["q"]) == k and abs(sum(photo["q"]) - 1) < 1e-6

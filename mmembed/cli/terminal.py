@@ -29,7 +29,7 @@ def print_ranking(result: Mapping[str, Any], console, rows: int = 20) -> None:
     with its reason."""
     from rich.table import Table
 
-    from mmembed.report.wording import flag_text, headline, rate
+    from mmembed.report.wording import flag_text, headline, rate, weighting
 
     photos = result["photos"]
     settings = result["settings"]
@@ -59,6 +59,9 @@ def print_ranking(result: Mapping[str, Any], console, rows: int = 20) -> None:
                       " ".join(f"#{h['tag']}" for h in p["hashtags"][:3]),
                       "; ".join(flag_text(f, short=True) for f in p["flags"]))
     console.print(table)
+    weights = weighting(settings)
+    if weights:
+        console.print(weights, markup=False, highlight=False, soft_wrap=True)
     more = len(photos) - rows
     if more > 0:
         console.print(f"… {more} more ranked photo(s) in ranking.csv")

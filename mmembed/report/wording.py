@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLAG_TEXT", "explanation", "flag_text", "headline", "rate", "summary"]
+__all__ = ["FLAG_TEXT", "explanation", "flag_text", "headline", "rate", "summary",
+           "weighting"]
 
 FLAG_TEXT = {
     "unlike_training_data": "unlike anything in the training posts: its scores are guesses",
@@ -105,3 +106,19 @@ def explanation(photo: Mapping[str, Any], community: str) -> str:
         parts.append(f"posts like it are {local:.1f}× as often theirs as posts in general")
     parts.append(f"predicted engagement {rate(photo.get('engagement'))}")
     return "; ".join(parts)
+
+
+def weighting(settings: Mapping[str, Any]) -> str | None:
+    """How the score weighed fit against engagement, and where that weight came from:
+    "Score: 85% content fit, 15% predicted engagement (α = 0.15, chosen on …)". None without
+    an ``alpha`` in ``settings``."""
+    from mmembed.ranking.blend import GIVEN
+
+    alpha = settings.get("alpha")
+    if alpha is None:
+        return None
+    a = min(max(float(alpha), 0.0), 1.0)
+    source = settings.get("alpha_source")
+    where = "given as rank.alpha" if source == GIVEN else (source or "")
+    return (f"Score: {100 * (1 - a):.0f}% content fit, {100 * a:.0f}% predicted engagement "
+            f"(α = {float(alpha):g}" + (f", {where})" if where else ")"))
