@@ -73,3 +73,10 @@ def test_rows_read_from_the_files_equal_the_mapped_rows(datamodule, model, tmp_p
                                    feats["image"][torch.tensor(index, dtype=torch.long)])
     with pytest.raises(IndexError):
         feats.rows("image", [26])
+
+
+def test_augmented_views_of_a_sharded_corpus_are_refused_by_name(datamodule, model, tmp_path):
+    from mmembed.models.features import tower_features
+
+    with pytest.raises(ValueError, match=r"model\.feature_views=0"):
+        tower_features(model, datamodule, tmp_path / "cache", views=2)

@@ -350,3 +350,33 @@ def test_stop_reason_names_early_stopping_or_max_epochs():
     assert "val/loss had not improved for 2 epochs" in early
     assert mmembed.training.stop_reason(_fit_flat(max_epochs=2, patience=None)) == \
         "training ran all 2 epochs (max_epochs=2)"
+
+
+def test_feature_views_are_cached_once_and_change_only_training(tmp_path):
+    """model.feature_views=2 caches two augmented views' image features beside the photos'
+    own (read back, not recomputed, on the next run) and trains on them; with the same seed
+    the first step's loss then differs from a run without views."""
+    from hydra.utils import instantiate
+
+    from mmembed.models.features import tower_features
+
+    runs = {}
+    for views in (0, 2):
+        cfg = tiny_cfg(tmp_path / f"v{views}", "logger=csv", "trainer.fast_dev_run=true",
+                       f"model.feature_views={views}", cache=tmp_path / "cache")
+        runs[views] = train_app(cfg)
+    assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
+    folder = tmp_path / "cache" / "features"
+    names = sorted(p.name for p in folder.glob("features-*.safetensors"))
+    digest = min(names, key=len).removesuffix(".safetensors")
+    assert sorted(names) == sorted([f"{digest}.safetensors", f"{digest}-view1.safetensors",
+                                    f"{digest}-view2.safetensors"])
+    written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    model, datamodule = instantiate(cfg.model), runs[2][1]["datamodule"]
+    feats = tower_features(model, datamodule, cache_dir=str(folder), views=2)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == written  # read back
+    photo, first, second = feats["image"], feats["image_view1"], feats["image_view2"]
+    assert photo.shape == first.shape == second.shape and "text" in feats
+    assert not torch.allclose(photo, first) and not torch.allclose(first, second)
+    fresh = tower_features(model, datamodule, cache_dir=None, views=1)  # the same views again
+    torch.testing.assert_close(fresh["image_view1"], first, rtol=0, atol=1e-5)

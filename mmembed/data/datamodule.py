@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from mmembed.data.augment import augmented_view
 from mmembed.data.images import load_image
 from mmembed.data.post import Corpus, Post, Skipped, engagement, format_skipped
 from mmembed.data.sources import SourceError
@@ -133,8 +134,10 @@ class PostDataset(Dataset):
         targets: np.ndarray,
         account_ids: np.ndarray,
         indices: np.ndarray,
+        view: int = 0,
     ):
         self.array_path = Path(array_path)
+        self.view = int(view)  # 0: the photo itself; v ≥ 1: its augmented view v
         self.rows = rows  # row of each item in the image array
         self.captions = [p.caption for p in posts]
         self.targets = targets
@@ -149,8 +152,11 @@ class PostDataset(Dataset):
         if self._images is None:
             self._images = np.load(self.array_path, mmap_mode="r")
         image = torch.from_numpy(np.array(self._images[self.rows[i]])).permute(2, 0, 1)
+        image = image.float().div_(255.0)
+        if self.view:
+            image = augmented_view(image, self.view, int(self.indices[i]))
         return {
-            "image": image.float().div_(255.0),
+            "image": image,
             "caption": self.captions[i],
             "engagement": torch.tensor(self.targets[i], dtype=torch.float32),
             "account": torch.tensor(self.account_ids[i], dtype=torch.long),
@@ -361,10 +367,15 @@ class PostDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
-    def all_dataloader(self, batch_size: int | None = None) -> DataLoader:
+    def all_dataloader(self, batch_size: int | None = None, view: int = 0) -> DataLoader:
         """Every decoded post, in corpus order (for embedding the whole corpus; streamed from
         the shards in shard order, each batch's ``index`` giving its rows), in batches of
-        ``batch_size`` (default: the training batch size)."""
+        ``batch_size`` (default: the training batch size). ``view`` ≥ 1: each photo's augmented
+        view of that number (:func:`mmembed.data.augment.augmented_view`) instead."""
+        if self.streams and view:
+            raise ValueError("augmented views (model.feature_views) are cached for an in-memory "
+                             "corpus only; a sharded corpus (data=shards) needs "
+                             "model.feature_views=0")
         if self.streams:
             stream = self.stream(None)
             stream.images = True
@@ -372,11 +383,11 @@ class PostDataModule(L.LightningDataModule):
                               num_workers=self.num_workers, collate_fn=Collate(self.tokenize))
         idx = np.arange(len(self.posts))
         dataset = PostDataset(self.array_path, idx, self.posts, self.engagement,
-                              self.account_ids, idx)
+                              self.account_ids, idx, view=view)
         return DataLoader(
             dataset,
             batch_size=batch_size or self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
-            collate_fn=Collate(self.tokenize),
+            collate_fn=Collate(None if view else self.tokenize),  # a view needs no caption
         )

@@ -59,13 +59,14 @@ def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
 
 
 def compute_features(model, loader, progress: Progress = QUIET, backend: str | None = None,
-                     cache_dir: str | None = None) -> dict[str, torch.Tensor]:
+                     cache_dir: str | None = None, label: str = "tower features"
+                     ) -> dict[str, torch.Tensor]:
     """The towers' outputs over ``loader`` (``predict_step``), rows by ``batch["index"]``.
 
     The loader is read one batch ahead in a thread (:func:`prefetched`) and a frozen image
     tower runs through :meth:`~mmembed.models.joint.JointEmbedding.fast_towers` (``backend``,
     default the model's ``tower_backend``; an ONNX export is kept in ``cache_dir``)."""
-    batches = progress.track(prefetched(loader), len(loader), "tower features")
+    batches = progress.track(prefetched(loader), len(loader), label)
     with model.fast_towers(backend, cache_dir):
         out = predict(model, batches, keys=("image_features", "text_features"))
     features = {"image": out["image_features"]}
@@ -75,25 +76,48 @@ def compute_features(model, loader, progress: Progress = QUIET, backend: str | N
 
 
 def tower_features(model, datamodule, cache_dir: str | None = None,
-                   progress: Progress = QUIET) -> dict[str, torch.Tensor]:
+                   progress: Progress = QUIET, views: int = 0) -> dict[str, torch.Tensor]:
     """Features of every post for the model's towers, from the cache when it has them (a
-    streaming datamodule: per-shard files, memory-mapped, see :mod:`.feature_shards`)."""
+    streaming datamodule: per-shard files, memory-mapped, see :mod:`.feature_shards`).
+
+    ``views`` ≥ 1 adds ``"image_view1"`` … ``"image_view{views}"``: the image tower's features
+    of each photo's augmented views (:mod:`mmembed.data.augment`), each cached in its own file
+    beside the photos' own, so more views reuse the ones already computed."""
     if getattr(datamodule, "streams", False):
+        if views:
+            datamodule.all_dataloader(view=views)  # refuses, naming the option
         from mmembed.models.feature_shards import shard_features
 
         return shard_features(model, datamodule, cache_dir, progress)
-    path = None
+    digest = None
     if cache_dir:
         key = [datamodule.fingerprint, module_hash(model.image_tower)]
         if model.text_tower is not None:
             key.append(module_hash(model.text_tower))
         digest = hashlib.sha256("-".join(key).encode()).hexdigest()[:16]
-        path = Path(cache_dir) / f"features-{digest}.safetensors"
+    features = _cached_features(model, datamodule, cache_dir, digest, 0, progress)
+    for view in range(1, views + 1):
+        features[f"image_view{view}"] = _cached_features(
+            model, datamodule, cache_dir, digest, view, progress)["image"]
+    return features
+
+
+def _cached_features(model, datamodule, cache_dir: str | None, digest: str | None, view: int,
+                     progress: Progress) -> dict[str, torch.Tensor]:
+    """The towers' features of every photo (``view`` 0) or of its augmented view ``view``
+    (image features only), read from or written to the cache."""
+    path = None
+    if digest is not None:
+        name = f"features-{digest}" + (f"-view{view}" if view else "") + ".safetensors"
+        path = Path(cache_dir) / name
         if path.is_file():
             return load_file(path)
     device = getattr(model, "device", torch.device("cpu"))
-    loader = datamodule.all_dataloader(batch_size=BATCH_SIZE.get(device.type))
-    features = compute_features(model, loader, progress, cache_dir=cache_dir)
+    loader = datamodule.all_dataloader(batch_size=BATCH_SIZE.get(device.type), view=view)
+    what = f"tower features, view {view}" if view else "tower features"
+    features = compute_features(model, loader, progress, cache_dir=cache_dir, label=what)
+    if view:
+        features = {"image": features["image"]}
     if path is not None:
         atomic_write(path, lambda tmp: save_file(features, str(tmp)))
     return features

@@ -130,6 +130,7 @@ class JointEmbedding(L.LightningModule):
         feature_cache_dir: str | None = None,
         val_retrieval_sample: int = 1000,
         tower_backend: str = "auto",
+        feature_views: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["image_tower", "text_tower", "proj_image", "proj_text",
@@ -179,6 +180,10 @@ class JointEmbedding(L.LightningModule):
             raise ValueError(f"val_retrieval_sample must be at least 1; got {val_retrieval_sample}")
         self.val_retrieval_sample = int(val_retrieval_sample)
         self.tower_backend = tower_backend
+        if feature_views < 0 or (feature_views and not freeze_towers):
+            raise ValueError(f"model.feature_views must be ≥ 0, and 0 when the towers train "
+                             f"(model.freeze_towers=false); got {feature_views}")
+        self.feature_views = int(feature_views)
         self.contrastive = losses.ContrastiveLoss()
         # Standardisation of the engagement target, set from the training split in on_fit_start.
         self.register_buffer("engagement_mean", torch.zeros(()))
@@ -286,7 +291,8 @@ class JointEmbedding(L.LightningModule):
             from mmembed.progress import QUIET
 
             self._cached = tower_features(self, datamodule, cache_dir=self.feature_cache_dir,
-                                          progress=getattr(datamodule, "progress", QUIET))
+                                          progress=getattr(datamodule, "progress", QUIET),
+                                          views=self.feature_views)
         if isinstance(self.engagement_head, RidgeEngagementHead):  # frozen towers: cached
             # fitted in closed form on the training posts' cached features, before epoch 0
             pick = self.engagement_head.sample(torch.arange(len(train_idx)))
@@ -316,12 +322,29 @@ class JointEmbedding(L.LightningModule):
                if self.text_tower is not None and "tokens" in batch else None)
         return img, txt
 
+    def _viewed(self, batch: dict[str, Any], image_features: torch.Tensor) -> torch.Tensor:
+        """In training with ``feature_views`` V: each post's features replaced by those of one
+        of its V augmented views, or kept, each of the V + 1 equally likely. Otherwise (and for
+        the engagement head, which reads colour statistics a view would change) as given."""
+        views = self.feature_views if self.training and self._cached else 0
+        if not views or f"image_view{views}" not in self._cached:
+            return image_features
+        idx = batch["index"].cpu()
+        pick = torch.randint(0, views + 1, (len(idx),))
+        out = image_features.clone()
+        rows = getattr(self._cached, "rows", lambda key, i: self._cached[key][i])
+        for view in range(1, views + 1):
+            chosen = pick == view
+            if chosen.any():
+                out[chosen.to(out.device)] = rows(f"image_view{view}", idx[chosen]).to(out)
+        return out
+
     # ----------------------------------------------------------------- training
     def _step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """The weighted loss terms (those with weight 0 are skipped) and the batch's vectors."""
         w = self.loss_weights
         img_feats, txt_feats = self._features(batch)
-        z_image = self.project_image(img_feats)
+        z_image = self.project_image(self._viewed(batch, img_feats))
         z_text = self.proj_text(txt_feats) if self.proj_text is not None else None
         fused = self.fuse(z_image, z_text)
         parts: dict[str, torch.Tensor] = {}
