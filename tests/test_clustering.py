@@ -373,6 +373,18 @@ def test_cluster_metrics_on_blobs(blobs):
     assert math.isnan(single["silhouette"]) and math.isnan(single["davies_bouldin"])
 
 
+def test_calinski_harabasz_in_blocks_is_scikit_learn_s_score(blobs, monkeypatch):
+    from sklearn.metrics import calinski_harabasz_score
+
+    import mmembed.communities.metrics as metrics
+
+    latent, truth = blobs
+    monkeypatch.setattr(metrics, "DISPERSION_BLOCK", 7)  # many blocks, one of them partial
+    assert metrics.calinski_harabasz(latent, truth) == pytest.approx(
+        calinski_harabasz_score(latent, truth), rel=1e-9)
+    assert math.isnan(metrics.calinski_harabasz(latent, np.zeros(len(latent), int)))
+
+
 def test_silhouette_sample_is_seeded(blobs):
     latent, truth = blobs
     a = silhouette(latent, truth, seed=1, sample_size=100)

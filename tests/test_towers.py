@@ -401,3 +401,29 @@ def test_compute_features_leaves_random_state_alone():
     assert torch.equal(after, torch.rand(3))
     with torch.no_grad():
         assert torch.allclose(out["image"], tower(images), atol=1e-5)  # rows in index order
+
+
+def test_predict_into_allocated_rows_equals_the_gathered_batches():
+    """predict(rows=N) writes each batch into its rows of outputs allocated once: the same
+    tensors as gathering the batches, and a clear error when rows are missing or outside."""
+    from torch.utils.data import DataLoader
+
+    from mmembed.models.joint import JointEmbedding
+    from mmembed.models.predict import predict
+
+    torch.manual_seed(0)
+    model = JointEmbedding(image_tower=SmallCNNTower(width=8, out_dim=16, input_size=32),
+                           embed_dim=8, proj_hidden_dim=None)
+    images = torch.rand(7, 3, 32, 32)
+    data = [{"image": images[i], "index": torch.tensor(i)} for i in range(7)]
+    loader = DataLoader(data, batch_size=3, shuffle=True,
+                        generator=torch.Generator().manual_seed(1))
+    gathered = predict(model, loader, keys=("z_image", "engagement"))
+    into = predict(model, loader, keys=("z_image", "engagement"), rows=7)
+    assert set(into) == {"z_image", "engagement"} and into["z_image"].shape == (7, 8)
+    for key in into:
+        torch.testing.assert_close(into[key], gathered[key], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="1 of 8 rows came in no batch"):
+        predict(model, loader, keys=("z_image",), rows=8)
+    with pytest.raises(ValueError, match="outside the 6 rows"):
+        predict(model, loader, keys=("z_image",), rows=6)

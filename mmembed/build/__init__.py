@@ -130,7 +130,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
         groups=dict(communities.groups), weighting=communities.weighting,
         min_size=communities.min_size, predicted=emb.engagement_pred[fitted])
     metrics = measure(emb, labels, q_image, split, posts, profiles, datamodule.corpus.truth,
-                      clusterer, seed)
+                      clusterer, seed, fit_latent=fit_latent)
     metrics["k"] = k
     metrics["method"] = clusterer.name + (f"+{refine.name}" if refine is not None else "")
 

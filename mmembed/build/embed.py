@@ -94,7 +94,8 @@ def embed_posts(model, datamodule, cache_dir: str | None = None, batch_size: int
     # The tower features are not predicted again: their rows are ``feats`` (memory-mapped for a
     # streaming corpus), and a second copy of them would double the build's largest array.
     keys = ("z_image", "latent", "latent_image", "engagement") + (("fused",) if fused else ())
-    out = predict(model, progress.track(loader, len(loader), "embedding posts"), keys=keys)
+    out = predict(model, progress.track(loader, len(loader), "embedding posts"), keys=keys,
+                  rows=len(feats["image"]))
     latent = out["latent"] if "latent" in out else out["latent_image"]
     content, read_features = model.content_dim, None
     if hasattr(feats, "rows"):  # read from the files, the memory map left untouched

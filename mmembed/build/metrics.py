@@ -29,7 +29,7 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def measure(emb: Embeddings, labels: np.ndarray, q_image: np.ndarray, split: np.ndarray,
             posts, communities: dict[str, Community], truth: dict | None, clusterer,
-            seed: int) -> dict[str, Any]:
+            seed: int, fit_latent: np.ndarray | None = None) -> dict[str, Any]:
     """The build's metrics: clustering quality, stability, and agreement with truth.
 
     The clusters and profiles are fitted on every post but the test split; each figure that
@@ -45,12 +45,17 @@ def measure(emb: Embeddings, labels: np.ndarray, q_image: np.ndarray, split: np.
       ``profile_tv_shares`` (against the topic shares each account actually posted: the error
       of the clustering and soft assignment alone) and ``profile_tv_sampling`` (those shares
       against the planted mixtures: an account's finite sample of posts, not the model).
+
+    ``fit_latent``: ``emb.latent`` of the fitted posts, if the caller holds them already (else
+    taken here, once).
     """
     fitted = split != "test"
     held_out = split == "test"
     fit_posts = [p for p, f in zip(posts, fitted) if f]
-    metrics: dict[str, Any] = dict(cluster_metrics(emb.latent[fitted], labels[fitted], seed))
-    metrics["stability_ari"] = stability(clusterer, emb.latent[fitted], fit_posts)
+    latent = emb.latent[fitted] if fit_latent is None else fit_latent
+    metrics: dict[str, Any] = dict(cluster_metrics(latent, labels[fitted], seed))
+    metrics["stability_ari"] = stability(clusterer, latent, fit_posts)
+    del latent
     image_labels = q_image.argmax(axis=1)
     for suffix, rows in (("_train", fitted), ("", held_out)):
         if rows.any():

@@ -58,8 +58,15 @@ def predict_batches(model, loader: Iterable[dict[str, Any]], keys: Sequence[str]
 
 
 def predict(model, loader: Iterable[dict[str, Any]],
-            keys: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """:func:`predict_batches` concatenated, rows ordered by ``batch["index"]``."""
+            keys: Sequence[str] | None = None, rows: int | None = None) -> dict[str, torch.Tensor]:
+    """:func:`predict_batches` concatenated, rows ordered by ``batch["index"]``.
+
+    With ``rows`` (the number of rows the loader yields, indices ``0 … rows − 1``) each batch
+    is written straight into outputs of that many rows, allocated once: the peak memory is the
+    outputs alone. Without it the batches are kept until the last one, then moved to their
+    rows (freed one by one, but the allocator keeps much of what they held)."""
+    if rows is not None:
+        return _predict_into(model, loader, keys, rows)
     parts: dict[str, list[torch.Tensor]] = {}
     index = []
     for batch, out in predict_batches(model, loader, keys):
@@ -84,4 +91,26 @@ def predict(model, loader: Iterable[dict[str, Any]],
             dst[position[start:start + len(chunk)]] = chunk
             start += len(chunk)
         out[k] = dst
+    return out
+
+
+def _predict_into(model, loader: Iterable[dict[str, Any]], keys: Sequence[str] | None,
+                  rows: int) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    seen = torch.zeros(rows, dtype=torch.bool)
+    for batch, parts in predict_batches(model, loader, keys):
+        if not parts:
+            continue
+        index = torch.as_tensor(batch["index"]).long()
+        if len(index) and (int(index.min()) < 0 or int(index.max()) >= rows):
+            raise ValueError(f"predict: a batch holds row {int(index.max())}, outside the "
+                             f"{rows} rows asked for")
+        for k, v in parts.items():
+            if k not in out:
+                out[k] = v.new_empty((rows, *v.shape[1:]))
+            out[k][index] = v
+        seen[index] = True
+    if out and not bool(seen.all()):
+        missing = int((~seen).sum())
+        raise ValueError(f"predict: {missing} of {rows} rows came in no batch")
     return out
