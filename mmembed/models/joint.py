@@ -296,12 +296,17 @@ class JointEmbedding(L.LightningModule):
         if isinstance(self.engagement_head, RidgeEngagementHead):  # frozen towers: cached
             # fitted in closed form on the training posts' cached features, before epoch 0
             pick = self.engagement_head.sample(torch.arange(len(train_idx)))
-            read = getattr(self._cached, "rows", lambda key, i: self._cached[key][i])
             fit = self.engagement_head.fit(
-                read("image", torch.as_tensor(train_idx)[pick]),
+                self._cached_rows("image", torch.as_tensor(train_idx)[pick]),
                 (target[pick] - self.engagement_mean) / self.engagement_std)
             log.info("ridge engagement head: penalty %.3g, fitted on %d training posts",
                      fit["alpha"], fit["rows"])
+
+    def _cached_rows(self, key: str, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of the cached features ``key`` (a sharded corpus's are read from
+        their files, not through the memory map)."""
+        rows = getattr(self._cached, "rows", None)
+        return rows(key, index) if rows is not None else self._cached[key][index]
 
     def _features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Tower features of a batch: given in it, from the frozen-feature cache (by post
@@ -312,10 +317,9 @@ class JointEmbedding(L.LightningModule):
             return img, (txt.to(self.device) if txt is not None else None)
         if self._cached:
             idx = batch["index"].cpu()
-            # features of a sharded corpus are read from their files, not through the map
-            rows = getattr(self._cached, "rows", lambda key, i: self._cached[key][i])
-            img = rows("image", idx).to(self.device)
-            txt = rows("text", idx).to(self.device) if "text" in self._cached else None
+            img = self._cached_rows("image", idx).to(self.device)
+            txt = (self._cached_rows("text", idx).to(self.device) if "text" in self._cached
+                   else None)
             return img, txt
         img = self.image_features(batch["image"].to(self.device))
         txt = (self.text_features({k: v.to(self.device) for k, v in batch["tokens"].items()})
@@ -332,11 +336,11 @@ class JointEmbedding(L.LightningModule):
         idx = batch["index"].cpu()
         pick = torch.randint(0, views + 1, (len(idx),))
         out = image_features.clone()
-        rows = getattr(self._cached, "rows", lambda key, i: self._cached[key][i])
         for view in range(1, views + 1):
             chosen = pick == view
             if chosen.any():
-                out[chosen.to(out.device)] = rows(f"image_view{view}", idx[chosen]).to(out)
+                out[chosen.to(out.device)] = self._cached_rows(f"image_view{view}",
+                                                               idx[chosen]).to(out)
         return out
 
     # ----------------------------------------------------------------- training
