@@ -89,7 +89,8 @@ def calinski_harabasz(latent: np.ndarray, labels: Any) -> float:
     sums = np.zeros((k, x.shape[1]))
     for start in range(0, n, DISPERSION_BLOCK):
         block = x[start:start + DISPERSION_BLOCK].astype(np.float64)
-        np.add.at(sums, inverse[start:start + DISPERSION_BLOCK], block)
+        member = np.arange(k) == inverse[start:start + DISPERSION_BLOCK, None]  # [b, K]
+        sums += member.T.astype(np.float64) @ block  # each cluster's sum, as a matrix product
     means = sums / counts[:, None]
     centre = sums.sum(axis=0) / n
     between = float(np.sum(counts * np.sum((means - centre) ** 2, axis=1)))
