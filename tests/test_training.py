@@ -371,6 +371,9 @@ def test_feature_views_are_cached_once_and_change_only_training(tmp_path):
     digest = min(names, key=len).removesuffix(".safetensors")
     assert sorted(names) == sorted([f"{digest}.safetensors", f"{digest}-view1.safetensors",
                                     f"{digest}-view2.safetensors"])
+    from safetensors.torch import load_file
+
+    assert set(load_file(folder / f"{digest}-view1.safetensors")) == {"image"}  # no captions
     written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     model, datamodule = instantiate(cfg.model), runs[2][1]["datamodule"]
     feats = tower_features(model, datamodule, cache_dir=str(folder), views=2)

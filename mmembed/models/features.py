@@ -59,16 +59,18 @@ def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
 
 
 def compute_features(model, loader, progress: Progress = QUIET, backend: str | None = None,
-                     cache_dir: str | None = None, label: str = "tower features"
-                     ) -> dict[str, torch.Tensor]:
-    """The towers' outputs over ``loader`` (``predict_step``), rows by ``batch["index"]``.
+                     cache_dir: str | None = None, label: str = "tower features",
+                     rows: int | None = None) -> dict[str, torch.Tensor]:
+    """The towers' outputs over ``loader`` (``predict_step``), rows by ``batch["index"]``
+    (``rows``: how many the loader yields, indices ``0 … rows − 1``, so that each batch is
+    written into outputs allocated once; see :func:`~mmembed.models.predict.predict`).
 
     The loader is read one batch ahead in a thread (:func:`prefetched`) and a frozen image
     tower runs through :meth:`~mmembed.models.joint.JointEmbedding.fast_towers` (``backend``,
     default the model's ``tower_backend``; an ONNX export is kept in ``cache_dir``)."""
     batches = progress.track(prefetched(loader), len(loader), label)
     with model.fast_towers(backend, cache_dir):
-        out = predict(model, batches, keys=("image_features", "text_features"))
+        out = predict(model, batches, keys=("image_features", "text_features"), rows=rows)
     features = {"image": out["image_features"]}
     if "text_features" in out:
         features["text"] = out["text_features"]
@@ -115,9 +117,9 @@ def _cached_features(model, datamodule, cache_dir: str | None, digest: str | Non
     device = getattr(model, "device", torch.device("cpu"))
     loader = datamodule.all_dataloader(batch_size=BATCH_SIZE.get(device.type), view=view)
     what = f"tower features, view {view}" if view else "tower features"
-    features = compute_features(model, loader, progress, cache_dir=cache_dir, label=what)
-    if view:
-        features = {"image": features["image"]}
+    # a view's loader carries no captions (``all_dataloader``): image features only
+    features = compute_features(model, loader, progress, cache_dir=cache_dir, label=what,
+                                rows=len(loader.dataset))
     if path is not None:
         atomic_write(path, lambda tmp: save_file(features, str(tmp)))
     return features
