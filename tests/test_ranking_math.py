@@ -371,7 +371,7 @@ def test_alpha_is_chosen_where_the_community_s_own_posts_rank_best():
     by_fit = choose_alpha([_case(blurred, -misleading, relevance)], posts=200)
     assert by_fit.alpha == 0.0 and by_fit.ndcg[0.0] > by_fit.ndcg[0.3] > by_fit.ndcg[1.0]
     assert by_fit.source.startswith("chosen on 200 held-out posts of 1 account, as the weight")
-    assert f"top-10 quality {by_fit.ndcg[0.0]:.2f} of 1" in by_fit.source
+    assert f"top-10 quality {by_fit.ndcg[0.0]:.3f} of 1" in by_fit.source
     # the other way round: engagement alone
     assert choose_alpha([_case(misleading, -blurred, relevance)]).alpha == 1.0
     # both rank perfectly: every weight does, and the tie goes to the fallback

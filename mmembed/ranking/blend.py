@@ -92,6 +92,6 @@ def choose_alpha(cases: Iterable[Case], k: int = 10, grid: tuple[float, ...] = A
     accounts = f"{len(cases)} account{'' if len(cases) == 1 else 's'}"
     return ChosenAlpha(alpha, f"chosen on {posts} held-out posts of {accounts}, as the weight "
                        f"that put each account's own best-liked posts at the top of the list "
-                       f"(top-{k} quality {ndcg[alpha]:.2f} of 1, NDCG@{k}; "
-                       f"{ndcg.get(FALLBACK_ALPHA, math.nan):.2f} at {FALLBACK_ALPHA:g})",
+                       f"(top-{k} quality {ndcg[alpha]:.3f} of 1, NDCG@{k}; "
+                       f"{ndcg.get(FALLBACK_ALPHA, math.nan):.3f} at {FALLBACK_ALPHA:g})",
                        ndcg, posts, len(cases))
