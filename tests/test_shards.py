@@ -10,7 +10,13 @@ import pytest
 
 from mmembed.data.datamodule import PostDataModule
 from mmembed.data.post import Corpus, Post
-from mmembed.data.shards import INDEX_NAME, member_bytes, read_samples, write_shards
+from mmembed.data.shards import (
+    INDEX_NAME,
+    POST_TRUTH_NAME,
+    member_bytes,
+    read_samples,
+    write_shards,
+)
 from mmembed.data.sources import SourceError
 from mmembed.data.sources.shards import ShardSource
 from mmembed.data.stream import batch_caps, worker_shards
@@ -65,6 +71,21 @@ def test_round_trip_keeps_counts_captions_and_image_bytes(corpus, shards):
     # the folder itself names every shard, and a subset of shards loads its posts only
     assert len(ShardSource(urls=str(folder)).load().posts) == 30
     assert len(ShardSource(urls=[str(folder / "shard-000004.tar")]).load().posts) == 2
+
+
+def test_per_post_truth_is_kept_beside_the_index_not_in_it(corpus, tmp_path):
+    ids = [p.post_id for p in corpus.posts]
+    corpus.truth = {"topics": ["a", "b"], "post_qualities": {i: 0.5 for i in ids}}
+    folder = write_shards(corpus, tmp_path / "truth").folder
+    index = json.loads((folder / INDEX_NAME).read_text())
+    assert index["truth"] == {"topics": ["a", "b"]}
+    post_truth = json.loads((folder / POST_TRUTH_NAME).read_text())
+    assert post_truth == {"post_qualities": {i: 0.5 for i in ids}}
+    assert ShardSource(urls=str(folder)).load().truth == {"topics": ["a", "b"]}
+    # a corpus without per-post truth writes no such file
+    plain = write_shards(Corpus(posts=corpus.posts[:3], truth={"topics": ["a"]}),
+                         tmp_path / "plain").folder
+    assert not (plain / POST_TRUTH_NAME).exists()
 
 
 def test_member_bytes_reads_every_member_and_sees_a_rewritten_shard(corpus, shards, tmp_path):

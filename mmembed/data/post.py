@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -44,9 +45,12 @@ def parse_mentions(caption: str) -> list[str]:
     return list(dict.fromkeys(m.lower() for m in MENTION_RE.findall(caption or "")))
 
 
-@dataclass
+@dataclass(slots=True)
 class Post:
     """One published item.
+
+    Slotted, and its repeated strings (account, source, topic, tags) interned by
+    :func:`make_post`: a corpus of millions keeps every post's metadata in memory.
 
     ``followers`` is ``None`` when unknown (e.g. posts scraped from a hashtag target); such posts
     are kept and their engagement falls back to a per-source normalisation (see
@@ -171,20 +175,22 @@ def make_post(record: dict[str, Any], where: str) -> Post:
     check_text(caption, "caption", where)
     hashtags = [h.lstrip("#").lower() for h in _as_list(record.get("hashtags"), "hashtags", where)]
     mentions = [m.lstrip("@").lower() for m in _as_list(record.get("mentions"), "mentions", where)]
+    hashtags = [sys.intern(h) for h in hashtags or parse_hashtags(caption)]
+    mentions = [sys.intern(m) for m in mentions or parse_mentions(caption)]
     true_eng = record.get("true_engagement")
     return Post(
         post_id=text["post_id"],
         image_path=text["image_path"],
         caption=caption,
-        hashtags=hashtags or parse_hashtags(caption),
-        mentions=mentions or parse_mentions(caption),
+        hashtags=hashtags,
+        mentions=mentions,
         likes=_as_count(record.get("likes"), "likes", where),
         comments=_as_count(record.get("comments"), "comments", where),
         followers=_as_count(record.get("followers"), "followers", where, allow_none=True),
-        account=text["account"],
+        account=sys.intern(text["account"]),
         timestamp=text["timestamp"],
-        source=text["source"],
-        topic=text["topic"] or None,
+        source=sys.intern(text["source"]),
+        topic=sys.intern(text["topic"]) if text["topic"] else None,
         true_engagement=(
             _as_number(true_eng, "true_engagement", where) if true_eng not in (None, "") else None
         ),
@@ -204,7 +210,9 @@ class Corpus:
     """What a source loads: posts, the inputs it skipped, counters, and any ground truth.
 
     ``truth`` holds dataset-level ground truth where it exists, e.g. the synthetic generator's
-    ``{"topics": [...], "account_mixtures": {account: {topic: weight}}}``.
+    ``{"topics": [...], "account_mixtures": {account: {topic: weight}}}``. Per-post truth is
+    under keys that begin with ``post_``, each a map of post id to value (the synthetic
+    ``post_qualities``); tar shards keep it in a file of its own.
     """
 
     posts: list[Post]

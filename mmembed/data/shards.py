@@ -11,8 +11,11 @@ Layout of a shard folder (``python -m mmembed.data <source overrides> shards=DIR
   with the sample's ``__key__``. Loading the posts' metadata reads these small files, not the
   images.
 - ``index.json``: the format, the total post count, every shard's name, post count and bytes,
-  the source's name, ground truth (synthetic data) and the inputs skipped while writing. It is
-  written last: a folder without it is an interrupted write.
+  the source's name, dataset-level ground truth (synthetic data) and the inputs skipped while
+  writing. It is written last: a folder without it is an interrupted write.
+- ``truth-posts.json``, where the source has per-post ground truth (the ``truth`` keys that begin
+  with ``post_``, a map of post id to value, :class:`~mmembed.data.post.Corpus`): kept out of
+  the index, which every load reads and holds, so that the index stays small.
 
 Every file is written under a temporary name and renamed into place. Posts stream through the
 writer one at a time: it never holds more than one image.
@@ -50,6 +53,7 @@ __all__ = [
 
 FORMAT = 1
 INDEX_NAME = "index.json"
+POST_TRUTH_NAME = "truth-posts.json"
 SHARD_NAME = "shard-{:06d}.tar"
 #: Default shard size: about 1 GB, as webdataset recommends (large sequential reads).
 MAXSIZE = 1_000_000_000
@@ -145,11 +149,24 @@ def write_shards(corpus: Corpus, folder: str | Path, maxsize: int = MAXSIZE,
         key += 1
     if shard is not None:
         shards.append(shard.close())
+    truth, post_truth = split_truth(corpus.truth)
+    if post_truth:
+        atomic_write(folder / POST_TRUTH_NAME, dumps_json(post_truth))
     index = {"format": FORMAT, "posts": sum(s["posts"] for s in shards), "shards": shards,
-             "name": corpus.name, "truth": corpus.truth, "counts": corpus.counts,
+             "name": corpus.name, "truth": truth, "counts": corpus.counts,
              "skipped": [s.__dict__ for s in list(corpus.skipped) + skipped]}
     atomic_write(folder / INDEX_NAME, dumps_json(index))
     return ShardSummary(folder, index, skipped)
+
+
+def split_truth(truth: dict[str, Any] | None
+                ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``(dataset-level truth, per-post truth)``: the keys beginning with ``post_`` (maps of
+    post id to value) apart from the rest."""
+    if truth is None:
+        return None, {}
+    per_post = {k: v for k, v in truth.items() if k.startswith("post_")}
+    return {k: v for k, v in truth.items() if k not in per_post}, per_post
 
 
 # ----------------------------------------------------------------------------- reading
