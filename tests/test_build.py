@@ -44,6 +44,9 @@ def test_train_ends_with_a_complete_bundle(tiny_run):
     assert len(posts) == len(objects["datamodule"].posts)
     latents = bundle.latents()
     assert latents["latent"].shape[0] == len(posts) and np.isfinite(latents["latent"]).all()
+    # the default contrastive latent: a photo's latent is its z_image, one array in the build
+    assert objects["model"].image_latent_is_z_image
+    np.testing.assert_array_equal(latents["latent_image"], latents["z_image"])
     assert manifest["config"]["cluster"]["_target_"].endswith("KMeansClusterer")
 
 

@@ -1,5 +1,7 @@
 """The heads: the contrastive latent (the default), the autoencoder, and the engagement heads."""
 
+import functools
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -8,6 +10,7 @@ from mmembed.config import compose
 from mmembed.models.heads import (
     ContrastiveLatent,
     EngagementHead,
+    Normalize,
     PostAutoencoder,
     RidgeEngagementHead,
 )
@@ -77,6 +80,26 @@ def test_training_step_with_the_contrastive_latent_has_no_reconstruction_term():
     torch.testing.assert_close(out["latent_full"],
                                F.normalize(out["z_image"] + out["z_text"], dim=-1))
     torch.testing.assert_close(out["latent_image_only"], out["z_image"])
+
+
+@pytest.mark.parametrize("autoencoder, proj_image, same", [
+    (ContrastiveLatent, None, True),
+    (PostAutoencoder, None, False),
+    (ContrastiveLatent, functools.partial(Normalize, weight=0.5), False),
+])
+def test_a_photo_latent_is_its_z_image_exactly_where_the_model_says_so(autoencoder, proj_image,
+                                                                       same):
+    from mmembed.models.joint import JointEmbedding
+    from mmembed.models.towers import BagOfWordsTower, SmallCNNTower
+
+    model = JointEmbedding(SmallCNNTower(out_dim=16), text_tower=BagOfWordsTower(max_features=16),
+                           embed_dim=16, autoencoder=autoencoder, proj_image=proj_image,
+                           proj_text=proj_image)
+    assert model.image_latent_is_z_image is same
+    out = model.predict_step({"image_features": torch.randn(5, 16), "index": torch.arange(5)})
+    close = (out["latent_image"].shape == out["z_image"].shape
+             and torch.allclose(out["latent_image"], out["z_image"], atol=1e-6))
+    assert close is same  # the build keeps one array for both only where they are equal
 
 
 def test_the_contrastive_latent_without_a_text_tower_is_a_clear_error():

@@ -133,6 +133,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
                       clusterer, seed, fit_latent=fit_latent)
     metrics["k"] = k
     metrics["method"] = clusterer.name + (f"+{refine.name}" if refine is not None else "")
+    del fit_latent  # a copy of most of the latent: not held while the indexes are built
 
     progress.phase("building the search index and calibrating")
     post_ids = [p.post_id for p in posts]
@@ -156,7 +157,7 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
         emb.latent, np.array([row_of[m] for m in c.members], dtype=int), 4)]
         for name, c in profiles.items()}
     progress.phase("drawing the pictures")
-    pictures = bundle_pictures(fit_latent, fit_labels, names, terms,
+    pictures = bundle_pictures(emb.latent[fitted], fit_labels, names, terms,
                                [[row_of[m] for m in c.medoids] for c in clusters], posts,
                                {n: c.to_dict() for n, c in profiles.items()}, seed=seed,
                                community_thumbs=thumbs)

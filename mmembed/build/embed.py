@@ -93,9 +93,14 @@ def embed_posts(model, datamodule, cache_dir: str | None = None, batch_size: int
     loader = DataLoader(_Features(feats, batch_size), batch_size=None, shuffle=False)
     # The tower features are not predicted again: their rows are ``feats`` (memory-mapped for a
     # streaming corpus), and a second copy of them would double the build's largest array.
-    keys = ("z_image", "latent", "latent_image", "engagement") + (("fused",) if fused else ())
+    # Where a photo's latent is its z_image (the default contrastive latent), one array is both.
+    same = bool(getattr(model, "image_latent_is_z_image", False))
+    keys = (("z_image", "latent", "engagement") + (() if same else ("latent_image",))
+            + (("fused",) if fused else ()))
     out = predict(model, progress.track(loader, len(loader), "embedding posts"), keys=keys,
                   rows=len(feats["image"]))
+    if same:
+        out["latent_image"] = out["z_image"]
     latent = out["latent"] if "latent" in out else out["latent_image"]
     content, read_features = model.content_dim, None
     if hasattr(feats, "rows"):  # read from the files, the memory map left untouched

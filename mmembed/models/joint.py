@@ -239,6 +239,14 @@ class JointEmbedding(L.LightningModule):
         """The clustered latent of a post (or of an image alone when ``z_text`` is None)."""
         return self.autoencoder.encode(self.fuse(z_image, z_text))
 
+    @property
+    def image_latent_is_z_image(self) -> bool:
+        """Whether a photo's latent is its ``z_image`` itself: the contrastive latent
+        (``normalize(z_image + w · 0)``) over an image projection that is already unit-norm.
+        The build then keeps one array for both instead of two equal ones."""
+        return (isinstance(self.autoencoder, ContrastiveLatent)
+                and isinstance(self.proj_image, ProjectionHead))
+
     def project_image(self, image_features: torch.Tensor) -> torch.Tensor:
         """``z_image`` from the image tower's output (its content features; any appended photo
         statistics are left to the engagement head)."""
