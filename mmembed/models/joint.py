@@ -15,8 +15,11 @@ The training loss is::
 
     L = w_c · InfoNCE(z_image, z_text)            (skipped without a text tower)
       + w_r · ‖decode(encode(dropout(fused))) − fused‖²
-      + w_k · ‖encode([z_image, 0]) − sg(encode(fused))‖²
+      + w_k · ‖encode([z_image, 0]) − sg(encode(fused))‖² / d
       + w_e · engagement_loss(ŷ, y)
+
+(the consistency term is a mean over the latent's d dimensions too, not a sum like the
+reconstruction's).
 
 With ``freeze_towers`` the towers' features are computed once per post and cached (LiT-style), so
 a CPU epoch only trains the heads.
