@@ -26,6 +26,7 @@ from mmembed.communities.metrics import (
     profile_tv_error,
     silhouette,
     stability,
+    subsample_nmi,
     truth_metrics,
 )
 
@@ -412,6 +413,21 @@ def test_truth_metrics_ignore_cluster_names():
     truth = ["a", "a", "b", "b", "c", "c"]
     assert truth_metrics([2, 2, 0, 0, 1, 1], truth) == pytest.approx({"nmi": 1.0, "ari": 1.0})
     assert truth_metrics([0, 0, 0, 0, 0, 0], truth)["nmi"] == pytest.approx(0.0)
+
+
+def test_subsample_nmi_shows_the_bias_of_few_posts_on_noisy_clusters():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 10, 2000)
+    labels = np.where(rng.random(2000) < 0.5, truth, rng.integers(0, 10, 2000))  # half noise
+    full = truth_metrics(labels, truth)["nmi"]
+    # on 50 posts the same clusters score well above their NMI on all 2,000
+    assert subsample_nmi(labels, truth, 50, repeats=100) > full + 0.1
+    # on all the posts a sample is the whole set
+    assert subsample_nmi(labels, truth, 2000, repeats=3) == pytest.approx(full)
+    # perfect clusters are perfect at any size
+    assert subsample_nmi(truth, truth, 50, repeats=20) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="between 1 and the 2000 posts"):
+        subsample_nmi(labels, truth, 2001)
 
 
 def test_profile_tv_error_maps_clusters_to_topics():

@@ -235,6 +235,10 @@ def test_chance_nmi_shows_how_much_nmi_few_posts_give_for_nothing(script, monkey
     # perfect clusters on both sets have no gap, whatever chance gives each
     perfect = {"nmi": 1.0, "nmi_train": 1.0, "nmi_chance": 0.04, "nmi_train_chance": 0.004}
     assert script.metric(perfect, "nmi_gap_above_chance") == pytest.approx(0.0)
+    # measured at the held-out size, the training posts' perfect clusters are perfect too
+    same = script.train_nmi_at_held_size(tmp_path, seed=0, repeats=20)
+    assert same["nmi_train_at_held_size"] == pytest.approx(1.0)
+    assert script.metric({**perfect, **same}, "nmi_gap_same_size") == pytest.approx(0.0)
 
 
 def test_the_auto_k_criteria_table_marks_the_ks_near_the_truth(script, tmp_path):

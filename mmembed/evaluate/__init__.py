@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mmembed.communities.metrics import chance_nmi, truth_metrics
+from mmembed.communities.metrics import chance_nmi, subsample_nmi, truth_metrics
 from mmembed.data.photos import photo_loader
 from mmembed.models.predict import predict_batches
 from mmembed.ranking import divergence
@@ -328,10 +328,12 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
     (:class:`~mmembed.communities.clustering.KMeansClusterer`) once per ``k``, fitted like the
     bundle's own clusters on every post but the held-out ones, which are then assigned to their
     nearest centroid. Returns ``{"tower", "text_tower", "frozen", "held_out", "skipped",
-    "by_k": {k: {"nmi", "ari", "nmi_chance", "nmi_train", "nmi_train_chance"}}}``: NMI and ARI
-    of the held-out posts against their planted topic, and the NMI of the fitted posts' own
-    labels (so the reference has a train-versus-held-out gap too), each NMI with its chance
-    level (:func:`~mmembed.communities.metrics.chance_nmi`).
+    "by_k": {k: {"nmi", "ari", "nmi_chance", "nmi_train", "nmi_train_chance",
+    "nmi_train_at_held_size"}}}``: NMI and ARI of the held-out posts against their planted
+    topic, and the NMI of the fitted posts' own labels (so the reference has a
+    train-versus-held-out gap too), each NMI with its chance level
+    (:func:`~mmembed.communities.metrics.chance_nmi`), and the fitted posts' NMI on samples of
+    the held-out size (:func:`~mmembed.communities.metrics.subsample_nmi`).
     """
     from mmembed.communities.clustering import KMeansClusterer
 
@@ -376,7 +378,9 @@ def frozen_feature_kmeans(bundle_path: str | Path, ks: list[int], seed: int = 0,
                         "nmi_chance": chance_nmi(labels, topics, seed=seed),
                         "nmi_train": truth_metrics(clusterer.labels_, train_topics)["nmi"],
                         "nmi_train_chance": chance_nmi(clusterer.labels_, train_topics,
-                                                       seed=seed)}
+                                                       seed=seed),
+                        "nmi_train_at_held_size": subsample_nmi(
+                            clusterer.labels_, train_topics, len(topics), seed=seed)}
     model_cfg = ranker.bundle.config.get("model") or {}
     return {"tower": type(model.image_tower).__name__,
             "text_tower": type(model.text_tower).__name__ if use_text else None,
