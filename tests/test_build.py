@@ -47,6 +47,8 @@ def test_train_ends_with_a_complete_bundle(tiny_run):
     # the default contrastive latent: a photo's latent is its z_image, one array in the build
     assert objects["model"].image_latent_is_z_image
     np.testing.assert_array_equal(latents["latent_image"], latents["z_image"])
+    with np.load(bundle.path / bundle.LATENTS) as stored:  # and stored once
+        assert "z_image" in stored.files and "latent_image" not in stored.files
     assert manifest["config"]["cluster"]["_target_"].endswith("KMeansClusterer")
 
 

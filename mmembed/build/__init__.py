@@ -164,7 +164,9 @@ def build_bundle(model, datamodule, clusterer, target: str | Path, *,
     text_tower = model.text_tower
     contents = BundleContents(
         model=model, clusterer=clusterer, clusters=clusters, communities=profiles, posts=rows,
-        latents={"latent": emb.latent, "latent_image": emb.latent_image, "z_image": emb.z_image,
+        # where a photo's latent is its z_image, the bundle stores the array once
+        latents={"latent": emb.latent, "z_image": emb.z_image,
+                 **({} if emb.latent_image is emb.z_image else {"latent_image": emb.latent_image}),
                  "engagement_pred": emb.engagement_pred, "q": q.astype(np.float32)},
         index=index, pictures=pictures,
         tokenizer_json=(text_tower.tokenizer_json()

@@ -107,9 +107,11 @@ def embed_posts(model, datamodule, cache_dir: str | None = None, batch_size: int
         def read_features(index: np.ndarray) -> np.ndarray:
             return feats.rows("image", index)[:, :content].numpy()
     fused_rows = (out["fused"] if "fused" in out else out["z_image"]).numpy() if fused else None
+    z_image = out["z_image"].numpy()
     return Embeddings(
-        z_image=out["z_image"].numpy(), latent=latent.numpy(),
-        latent_image=out["latent_image"].numpy(), engagement_pred=out["engagement"].numpy(),
+        z_image=z_image, latent=latent.numpy(),
+        latent_image=z_image if same else out["latent_image"].numpy(),
+        engagement_pred=out["engagement"].numpy(),
         fused=fused_rows,
         features=feats["image"][:, :model.content_dim].numpy(),
         read_features=read_features)

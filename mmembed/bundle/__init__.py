@@ -231,8 +231,13 @@ class Bundle:
                     yield json.loads(line)
 
     def latents(self) -> dict[str, np.ndarray]:
-        """Every post's vectors (``latent``, ``latent_image``, ``z_image``, ...), in order."""
-        return self._npz(self.LATENTS)
+        """Every post's vectors (``latent``, ``latent_image``, ``z_image``, ...), in order. A
+        bundle whose photo latent is its z_image (the default contrastive latent) stores that
+        array once, and ``latent_image`` is then the same array as ``z_image``."""
+        latents = self._npz(self.LATENTS)
+        if "latent_image" not in latents and "z_image" in latents:
+            latents["latent_image"] = latents["z_image"]
+        return latents
 
     def index(self, use_gpu: bool | str = False) -> PostIndex:
         """The FAISS index of the posts' image embeddings (on the GPUs with ``use_gpu``:
