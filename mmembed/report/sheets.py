@@ -91,7 +91,9 @@ def cluster_contact_sheet(
         if captions and i < len(captions) and captions[i]:
             text = fit_text(draw, captions[i], cap_font, thumb)
             draw.text((x, y + thumb + 2), text, font=cap_font, fill=(100, 100, 100))
-    sheet.save(path, format="PNG", optimize=True)
+    # zlib's default level: ``optimize=True`` took 3x the CPU (0.85 s against 0.29 s for 12
+    # sheets of photos) for a file 1% smaller.
+    sheet.save(path, format="PNG")
     return path
 
 
