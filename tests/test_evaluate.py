@@ -69,6 +69,15 @@ def test_metrics_are_present_and_in_range(result):
     assert baselines["alpha_sweep"]["1.0"] == baselines["engagement_only"]
 
 
+def test_per_community_values_average_to_the_reported_means(result):
+    by = result["ndcg@10_by_community"]
+    assert set(by) == {"default", "random", "engagement_only", "cluster_kl_only", "fit_only"}
+    for name, values in by.items():
+        assert len(values) == len(result["communities"]), name
+        mean = result["ndcg@10"] if name == "default" else result["baselines"][name]["ndcg@10"]
+        assert np.mean(values) == pytest.approx(mean), name
+
+
 def test_eval_files_are_written_and_the_bundle_still_reads(bundle, result, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)

@@ -129,6 +129,60 @@ def test_the_reference_shows_its_own_train_versus_held_out_gap(script, tmp_path)
     assert "| 0.550 | 0.300 | 0.600 | 0.050 | 0.050 | 0.222 |" in concat
 
 
+def test_the_pooled_comparison_puts_every_seeds_communities_together(script, tmp_path):
+    out = tmp_path / "out"
+    default = [0.5, 0.4, 0.6]
+    for seed, noise in ((0, [0.1, -0.1, 0.05]), (1, [-0.05, 0.0, 0.0])):
+        by = {"default": default, "fit_only": [v - 0.2 for v in default],
+              "random": [v - e for v, e in zip(default, noise)],
+              "engagement_only": [v + 0.3 for v in default],
+              "cluster_kl_only": [v - 0.1 * (i + 1) for i, v in enumerate(default)]}
+        _save(out, _record("tuxpaint", seed, {"joint_clip": _run(0.6, 0.5) | {
+            "ndcg@10_by_community": by}}, _ref(6, 15, concat=0.5)))
+    md = tmp_path / "EVALUATION.md"
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
+    text = md.read_text()
+    # fit only: +0.2 on each of the 6 pairs; engagement only: -0.3 on each
+    assert ("| fit only (α = 0) | 6 | +0.200 | +0.200 to +0.200 | 6 / 0 / 0 | default ahead |"
+            in text)
+    assert ("| engagement only (α = 1) | 6 | -0.300 | -0.300 to -0.300 | 0 / 0 / 6 | "
+            "default behind |") in text
+    # random: +0.1, -0.1, +0.05, -0.05, 0, 0 -- a mean of 0 the pairs cannot tell from 0
+    random = _row(text, "| random | 6 | +0.000 |")
+    assert "| 2 / 2 / 2 | no difference these pairs can show |" in random
+    low, high = (float(x) for x in random.split("|")[4].split(" to "))
+    assert low < 0 < high
+    kl = _row(text, "| cluster KL only | 6 | +0.200 |")
+    assert kl.endswith("| 6 / 0 / 0 | default ahead |")
+
+
+def test_the_pooled_comparison_says_when_the_runs_did_not_keep_it(script, tmp_path):
+    out = tmp_path / "out"
+    _save(out, _record("tuxpaint", 0, {"joint_clip": _run(0.6, 0.5)}, _ref(6, 15, concat=0.5)))
+    md = tmp_path / "EVALUATION.md"
+    assert script.main(["--render", str(out), "--md", str(md)]) == 0
+    assert "were not kept by these runs (`--render OUT --fill-chance` adds them" in md.read_text()
+
+
+def test_fill_evaluates_a_saved_bundle_again_only_where_it_gives_the_saved_figures(
+        script, tiny_bundle, tmp_path):
+    from mmembed.evaluate import EvalSettings, evaluate
+
+    saved = evaluate(tiny_bundle, EvalSettings())
+    kept = saved.pop("ndcg@10_by_community")
+    saved.update(nmi_chance=0.1, nmi_train_at_held_size=0.9)  # the small-sample figures: kept
+    out = tmp_path / "out"
+    _save(out, _record("synthetic", 0, {"joint_clip": dict(saved)}, None))
+    changed = dict(saved, **{"ndcg@10": saved["ndcg@10"] + 0.1})
+    _save(out, _record("synthetic", 1, {"joint_clip": changed}, None))
+    assert script.fill_chance([out]) == 1  # seed 0 only: seed 1's saved NDCG@10 differs
+    seed0 = json.loads((out / "results" / "synthetic-s0.json").read_text())
+    run = seed0["experiments"]["joint_clip"]
+    assert run["ndcg@10_by_community"] == kept and run["by_community_filled_later"]
+    seed1 = json.loads((out / "results" / "synthetic-s1.json").read_text())
+    assert "ndcg@10_by_community" not in seed1["experiments"]["joint_clip"]
+
+
 def test_sources_from_separate_runs_merge_each_with_its_own_provenance(script, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     for seed in (0, 1, 2):

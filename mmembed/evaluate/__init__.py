@@ -40,6 +40,8 @@ Measured, with the build's figures on the fitted posts beside them (``*_train``)
     drawings come in near-identical variants, 0.01–0.04 NDCG@10) and the comparison would
     measure the rule instead of the scores. ``tied_fit_top20``: the share of the default
     ranking's top 20 whose fit equals another top-20 photo's within 1e-6.
+    ``ndcg@K_by_community``: the NDCG@K of the default ranking and of each baseline but the
+    sweep, one value per community of ``communities``, in that order (for paired comparisons).
 
 ``python -m mmembed.evaluate`` writes ``eval.json`` and ``eval.md`` into ``out`` (default: the
 bundle folder; they are not listed in the bundle's manifest, so the bundle still reads) and
@@ -289,13 +291,13 @@ def evaluate(bundle_path: str | Path, settings: EvalSettings | DictConfig | dict
     res[f"precision@{k}"] = mine[f"precision@{k}"]
     res["tied_fit_top20"] = _mean(ties)
     res["communities"] = used
+    named = {"default": "default", "random": "random", "engagement_only": "a1.0",
+             "cluster_kl_only": "cluster_kl_only", "fit_only": "a0.0"}
     res["baselines"] = {
-        "random": summary(got["random"]),
-        "engagement_only": summary(got["a1.0"]),
-        "cluster_kl_only": summary(got["cluster_kl_only"]),
-        "fit_only": summary(got["a0.0"]),
+        **{name: summary(got[row]) for name, row in named.items() if name != "default"},
         "alpha_sweep": {str(a): summary(got[f"a{a}"]) for a in sorted({alpha, *settings.alphas})},
     }
+    res[f"ndcg@{k}_by_community"] = {name: got[row]["ndcg"] for name, row in named.items()}
     return res
 
 
