@@ -21,6 +21,9 @@ Towers: a frozen random ``SmallCNNTower`` (width 32, 256-d) at the image size an
 bag-of-words text tower, so that the towers cost little and the table shows how the rest of the
 pipeline scales (the default EfficientNet-Lite0 + MiniLM cost about 0.16 s a post on this CPU:
 see BENCHMARKS.md P4 and the extrapolation there). One process, ``num_workers=0``.
+``--override model/image_tower=efficientnet_lite0 --override model/text_tower=minilm`` runs
+the packaged pretrained towers instead, at the same ``--image-size`` (the tower's input too):
+the pipeline ``train.py`` runs, with the towers' cost in it (BENCHMARKS.md, run 8).
 
 Times: wall (``time.perf_counter``) and CPU (user + system of the process and its reaped
 children, ``resource.getrusage``) per phase; µs/post = wall / posts. Peak RSS: ``ru_maxrss`` of
